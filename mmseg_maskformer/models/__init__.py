@@ -1,0 +1,13 @@
+"""Models of mmseg_maskformer; importing registers them."""
+from . import (data_preprocessors, decoders, heads, layers, losses, matchers,  # noqa: F401
+               pixel_decoders, postprocess, segmentors)
+from .heads import Mask2FormerDecodeHead
+from .losses import MaskFormerCriterion
+from .matchers import HungarianPointMatcher
+from .pixel_decoders import MultiScaleDeformablePixelDecoder
+from .segmentors import MaskFormerSegmentor
+
+__all__ = [
+    'MaskFormerSegmentor', 'Mask2FormerDecodeHead', 'MultiScaleDeformablePixelDecoder',
+    'HungarianPointMatcher', 'MaskFormerCriterion'
+]

@@ -1,0 +1,4 @@
+"""Heads: pixel decoder + transformer decoder + loss, one module per algorithm."""
+from .mask2former_head import Mask2FormerDecodeHead
+
+__all__ = ['Mask2FormerDecodeHead']

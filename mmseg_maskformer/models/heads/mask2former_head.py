@@ -1,0 +1,89 @@
+"""Mask2Former head: pixel decoder + masked-attention decoder + criterion."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mmengine.model import BaseModule
+from mmseg.structures import SegDataSample
+from torch import Tensor
+
+from mmseg_maskformer.registry import MODELS
+from ..decoders import MaskedAttentionDecoder
+
+
+@MODELS.register_module()
+class Mask2FormerDecodeHead(BaseModule):
+    """Mask2Former decode head (semantic, panoptic and instance share it).
+
+    Args:
+        num_classes: Number of classes K.
+        pixel_decoder: Config of a registered pixel decoder; ``in_channels`` and
+            ``strides`` are filled from this head's arguments when missing.
+        transformer_decoder: Keyword arguments of :class:`MaskedAttentionDecoder`
+            (``num_classes``, ``in_channels`` and ``mask_dims`` are derived).
+        criterion: Config of the loss (e.g. ``MaskFormerCriterion``);
+            ``num_classes`` is derived.
+        in_channels: Channels of the backbone outputs, fine to coarse.
+        strides: Strides of the backbone outputs.
+        ignore_index: Label ignored in semantic ground truth.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 pixel_decoder: dict,
+                 transformer_decoder: dict,
+                 criterion: dict,
+                 in_channels: Sequence[int] = (256, 512, 1024, 2048),
+                 strides: Sequence[int] = (4, 8, 16, 32),
+                 ignore_index: int = 255,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        pixel_decoder = dict(pixel_decoder)
+        pixel_decoder.setdefault('in_channels', list(in_channels))
+        pixel_decoder.setdefault('strides', list(strides))
+        self.pixel_decoder = MODELS.build(pixel_decoder)
+        decoder_cfg = dict(transformer_decoder)
+        for key, value in (('in_channels', self.pixel_decoder.feat_channels),
+                           ('mask_dims', self.pixel_decoder.out_channels),
+                           ('num_levels', self.pixel_decoder.num_transformer_levels)):
+            if decoder_cfg.setdefault(key, value) != value:
+                raise ValueError(
+                    f'transformer_decoder.{key}={decoder_cfg[key]} does not match the pixel '
+                    f'decoder ({value}); remove it from transformer_decoder (it is derived) or '
+                    'change the pixel decoder')
+        self.predictor = MaskedAttentionDecoder(num_classes=num_classes, **decoder_cfg)
+        criterion = dict(criterion)
+        if criterion.setdefault('num_classes', num_classes) != num_classes:
+            raise ValueError(f'criterion.num_classes={criterion["num_classes"]} differs from '
+                             f'the head num_classes={num_classes}; set it in one place only')
+        self.criterion = MODELS.build(criterion)
+
+    def forward(self, feats: Sequence[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
+        """Predict classes and masks.
+
+        Args:
+            feats: Backbone outputs, fine to coarse, each (B, C_i, H/s_i, W/s_i).
+
+        Returns:
+            tuple: class logits per layer, each (B, Q, K + 1), and mask logits
+            per layer, each (B, Q, H/4, W/4); the last entries are final.
+        """
+        mask_features, memories = self.pixel_decoder(feats)
+        return self.predictor(memories, mask_features)
+
+    def loss(self, feats: Sequence[Tensor],
+             data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:
+        """Training losses; each sample needs ``gt_instances`` (labels, masks)."""
+        for ds in data_samples:
+            if 'gt_instances' not in ds:
+                raise KeyError('Mask2FormerDecodeHead.loss needs data_samples with '
+                               "gt_instances: add dict(type='GenerateMaskTargets') before "
+                               'PackMaskFormerInputs in the training pipeline')
+        cls_preds, mask_preds = self(feats)
+        return self.criterion(cls_preds, mask_preds, [ds.gt_instances for ds in data_samples])
+
+    def predict(self, feats: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Final-layer predictions: class logits (B, Q, K + 1), masks (B, Q, H/4, W/4)."""
+        cls_preds, mask_preds = self(feats)
+        return cls_preds[-1], mask_preds[-1]

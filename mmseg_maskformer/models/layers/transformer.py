@@ -1,0 +1,133 @@
+"""Post-norm transformer sub-layers of the Mask2Former decoder.
+
+All tensors are batch-first: queries (B, Q, C), memory (B, S, C). Parameter
+names (``self_attn`` / ``multihead_attn`` with ``in_proj_weight``, ``out_proj``,
+``norm``, ``linear1``/``linear2``) follow the official implementation so
+checkpoints convert one-to-one.
+"""
+from typing import Optional
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
+    return x if pos is None else x + pos
+
+
+def _xavier_init(module: nn.Module) -> None:
+    for p in module.parameters():
+        if p.dim() > 1:
+            nn.init.xavier_uniform_(p)
+
+
+class SelfAttentionLayer(nn.Module):
+    """``norm(x + SelfAttn(q=k=x+pos, v=x))``.
+
+    Args:
+        embed_dims: Width C.
+        num_heads: Attention heads.
+        dropout: Attention dropout.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout,
+                                               batch_first=True)
+        self.norm = nn.LayerNorm(embed_dims)
+        self.dropout = nn.Dropout(dropout)
+        _xavier_init(self)
+
+    def forward(self, x: Tensor, query_pos: Optional[Tensor] = None) -> Tensor:
+        """Args: x (B, Q, C); query_pos (B, Q, C). Returns (B, Q, C)."""
+        q = k = _with_pos(x, query_pos)
+        out = self.self_attn(q, k, value=x, need_weights=False)[0]
+        return self.norm(x + self.dropout(out))
+
+
+class CrossAttentionLayer(nn.Module):
+    """``norm(x + CrossAttn(q=x+query_pos, k=mem+pos, v=mem, mask))``.
+
+    Args:
+        embed_dims: Width C.
+        num_heads: Attention heads.
+        dropout: Attention dropout.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.multihead_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout,
+                                                    batch_first=True)
+        self.norm = nn.LayerNorm(embed_dims)
+        self.dropout = nn.Dropout(dropout)
+        _xavier_init(self)
+
+    def forward(self,
+                x: Tensor,
+                memory: Tensor,
+                attn_mask: Optional[Tensor] = None,
+                pos: Optional[Tensor] = None,
+                query_pos: Optional[Tensor] = None) -> Tensor:
+        """Cross-attend queries to memory.
+
+        Args:
+            x: Queries, shape (B, Q, C).
+            memory: Keys/values, shape (B, S, C).
+            attn_mask: True where attention is NOT allowed, shape (B * heads, Q, S).
+            pos: Memory positional encoding, shape (B, S, C).
+            query_pos: Query positional encoding, shape (B, Q, C).
+
+        Returns:
+            Updated queries, shape (B, Q, C).
+        """
+        out = self.multihead_attn(_with_pos(x, query_pos), _with_pos(memory, pos), value=memory,
+                                  attn_mask=attn_mask, need_weights=False)[0]
+        return self.norm(x + self.dropout(out))
+
+
+class FFNLayer(nn.Module):
+    """``norm(x + linear2(dropout(relu(linear1(x)))))``.
+
+    Args:
+        embed_dims: Width C.
+        feedforward_dims: Hidden width of the FFN.
+        dropout: Dropout after the activation and the second linear layer.
+    """
+
+    def __init__(self, embed_dims: int, feedforward_dims: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(embed_dims, feedforward_dims)
+        self.linear2 = nn.Linear(feedforward_dims, embed_dims)
+        self.norm = nn.LayerNorm(embed_dims)
+        self.dropout = nn.Dropout(dropout)
+        _xavier_init(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Args: x (B, Q, C). Returns (B, Q, C)."""
+        out = self.linear2(self.dropout(F.relu(self.linear1(x))))
+        return self.norm(x + self.dropout(out))
+
+
+class MLP(nn.Module):
+    """A stack of linear layers with ReLU between them (``layers.{i}``).
+
+    Args:
+        in_dims: Input width.
+        hidden_dims: Hidden width.
+        out_dims: Output width.
+        num_layers: Number of linear layers.
+    """
+
+    def __init__(self, in_dims: int, hidden_dims: int, out_dims: int, num_layers: int) -> None:
+        super().__init__()
+        dims_in = [in_dims] + [hidden_dims] * (num_layers - 1)
+        dims_out = [hidden_dims] * (num_layers - 1) + [out_dims]
+        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims_in, dims_out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Args: x (..., in_dims). Returns (..., out_dims)."""
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x

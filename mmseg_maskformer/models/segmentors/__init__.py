@@ -1,0 +1,4 @@
+"""Segmentors."""
+from .maskformer import MaskFormerSegmentor
+
+__all__ = ['MaskFormerSegmentor']

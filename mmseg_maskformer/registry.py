@@ -1,0 +1,70 @@
+"""Registries of mmseg_maskformer.
+
+Every registry here is a child of the matching mmsegmentation registry, so a
+config built in the ``mmseg_maskformer`` scope resolves our own modules first and
+then mmseg's and mmengine's (ResNet, Swin, ADE20KDataset, IoUMetric, the Runner,
+hooks, ...). mmdet modules are reached with the ``mmdet.`` prefix
+(``type='mmdet.PackDetInputs'``). Each registry names the package that holds its
+modules in ``locations``, so our modules register when a registry is first
+queried and configs need no ``custom_imports``.
+
+Our names never repeat a name mmseg or mmdet registers, so nothing in either
+package is shadowed.
+"""
+import mmdet.registry  # noqa: F401  (creates the 'mmdet' scope for 'mmdet.' lookups)
+from mmengine.registry import Registry
+from mmseg.registry import DATA_SAMPLERS as MMSEG_DATA_SAMPLERS
+from mmseg.registry import DATASETS as MMSEG_DATASETS
+from mmseg.registry import EVALUATOR as MMSEG_EVALUATOR
+from mmseg.registry import HOOKS as MMSEG_HOOKS
+from mmseg.registry import INFERENCERS as MMSEG_INFERENCERS
+from mmseg.registry import LOG_PROCESSORS as MMSEG_LOG_PROCESSORS
+from mmseg.registry import LOOPS as MMSEG_LOOPS
+from mmseg.registry import METRICS as MMSEG_METRICS
+from mmseg.registry import MODEL_WRAPPERS as MMSEG_MODEL_WRAPPERS
+from mmseg.registry import MODELS as MMSEG_MODELS
+from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMSEG_OPTIM_WRAPPER_CONSTRUCTORS
+from mmseg.registry import OPTIM_WRAPPERS as MMSEG_OPTIM_WRAPPERS
+from mmseg.registry import OPTIMIZERS as MMSEG_OPTIMIZERS
+from mmseg.registry import PARAM_SCHEDULERS as MMSEG_PARAM_SCHEDULERS
+from mmseg.registry import RUNNER_CONSTRUCTORS as MMSEG_RUNNER_CONSTRUCTORS
+from mmseg.registry import RUNNERS as MMSEG_RUNNERS
+from mmseg.registry import TASK_UTILS as MMSEG_TASK_UTILS
+from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS
+from mmseg.registry import VISBACKENDS as MMSEG_VISBACKENDS
+from mmseg.registry import VISUALIZERS as MMSEG_VISUALIZERS
+from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS
+
+SCOPE = 'mmseg_maskformer'
+
+
+def _child(name: str, parent: Registry, locations: list) -> Registry:
+    return Registry(name, parent=parent, scope=SCOPE, locations=locations)
+
+
+RUNNERS = _child('runner', MMSEG_RUNNERS, ['mmseg_maskformer.engine'])
+RUNNER_CONSTRUCTORS = _child('runner constructor', MMSEG_RUNNER_CONSTRUCTORS,
+                             ['mmseg_maskformer.engine'])
+LOOPS = _child('loop', MMSEG_LOOPS, ['mmseg_maskformer.engine'])
+HOOKS = _child('hook', MMSEG_HOOKS, ['mmseg_maskformer.engine'])
+DATASETS = _child('dataset', MMSEG_DATASETS, ['mmseg_maskformer.datasets'])
+DATA_SAMPLERS = _child('data sampler', MMSEG_DATA_SAMPLERS, ['mmseg_maskformer.datasets'])
+TRANSFORMS = _child('transform', MMSEG_TRANSFORMS, ['mmseg_maskformer.datasets.transforms'])
+MODELS = _child('model', MMSEG_MODELS, ['mmseg_maskformer.models'])
+MODEL_WRAPPERS = _child('model_wrapper', MMSEG_MODEL_WRAPPERS, ['mmseg_maskformer.models'])
+WEIGHT_INITIALIZERS = _child('weight initializer', MMSEG_WEIGHT_INITIALIZERS,
+                             ['mmseg_maskformer.models'])
+OPTIMIZERS = _child('optimizer', MMSEG_OPTIMIZERS, ['mmseg_maskformer.engine'])
+OPTIM_WRAPPERS = _child('optim_wrapper', MMSEG_OPTIM_WRAPPERS, ['mmseg_maskformer.engine'])
+OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
+                                    MMSEG_OPTIM_WRAPPER_CONSTRUCTORS,
+                                    ['mmseg_maskformer.engine'])
+PARAM_SCHEDULERS = _child('parameter scheduler', MMSEG_PARAM_SCHEDULERS,
+                          ['mmseg_maskformer.engine'])
+METRICS = _child('metric', MMSEG_METRICS, ['mmseg_maskformer.evaluation'])
+EVALUATOR = _child('evaluator', MMSEG_EVALUATOR, ['mmseg_maskformer.evaluation'])
+TASK_UTILS = _child('task util', MMSEG_TASK_UTILS, ['mmseg_maskformer.models'])
+VISUALIZERS = _child('visualizer', MMSEG_VISUALIZERS, ['mmseg_maskformer.visualization'])
+VISBACKENDS = _child('vis_backend', MMSEG_VISBACKENDS, ['mmseg_maskformer.visualization'])
+LOG_PROCESSORS = _child('log_processor', MMSEG_LOG_PROCESSORS, ['mmseg_maskformer.engine'])
+INFERENCERS = _child('inferencer', MMSEG_INFERENCERS, ['mmseg_maskformer.apis'])
