@@ -28,6 +28,10 @@ def ms_deform_attn_core(value: Tensor, spatial_shapes: Tensor, sampling_location
     Returns:
         Attended features, shape (B, Q, M * D).
     """
+    out_dtype = value.dtype
+    if value.dtype in (torch.float16, torch.bfloat16):
+        # sample in fp32: low-precision coordinates are off by up to a pixel
+        value = value.float()
     b, _, m, d = value.shape
     _, q, _, num_levels, num_points, _ = sampling_locations.shape
     sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
@@ -45,7 +49,7 @@ def ms_deform_attn_core(value: Tensor, spatial_shapes: Tensor, sampling_location
     # (B, Q, M, L, P) -> (B*M, 1, Q, L*P)
     weights = attention_weights.transpose(1, 2).reshape(b * m, 1, q, num_levels * num_points)
     out = (torch.stack(sampled, dim=-2).flatten(-2) * weights.to(value.dtype)).sum(-1)
-    return out.view(b, m * d, q).transpose(1, 2).contiguous()
+    return out.view(b, m * d, q).transpose(1, 2).contiguous().to(out_dtype)
 
 
 def _mmcv_kernel_available() -> bool:

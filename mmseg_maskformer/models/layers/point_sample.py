@@ -26,9 +26,13 @@ def point_sample(inputs: Tensor, points: Tensor, align_corners: bool = False) ->
     squeeze = points.dim() == 3
     if squeeze:
         points = points.unsqueeze(2)
-    grid = 2.0 * points.to(inputs.dtype) - 1.0
-    out = F.grid_sample(inputs, grid, mode='bilinear', padding_mode='zeros',
-                        align_corners=align_corners)
+    # fp16/bf16 inputs are sampled in fp32: rounding the coordinates to the
+    # input's precision would read up to half a pixel away on large maps.
+    low_precision = inputs.dtype in (torch.float16, torch.bfloat16)
+    compute = inputs.float() if low_precision else inputs
+    grid = 2.0 * points.to(compute.dtype) - 1.0
+    out = F.grid_sample(compute, grid, mode='bilinear', padding_mode='zeros',
+                        align_corners=align_corners).to(inputs.dtype)
     return out.squeeze(3) if squeeze else out
 
 

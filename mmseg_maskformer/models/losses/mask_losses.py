@@ -4,9 +4,23 @@ All mask inputs are logits; targets are {0, 1} floats. The pairwise forms are
 computed in fp32 whatever the autocast state, so the matching costs stay
 finite under mixed precision.
 """
+import functools
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def fp32_costs(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Run a pairwise cost with autocast disabled (fp32 matmuls, no overflow)."""
+
+    @functools.wraps(fn)
+    def wrapper(inputs: Tensor, *args, **kwargs) -> Tensor:
+        with torch.autocast(device_type=inputs.device.type, enabled=False):
+            return fn(inputs, *args, **kwargs)
+
+    return wrapper
 
 
 def dice_loss(inputs: Tensor, targets: Tensor, num_masks: float) -> Tensor:
@@ -67,6 +81,7 @@ def sigmoid_focal_loss(inputs: Tensor, targets: Tensor, num_masks: float, alpha:
     return loss.mean(1).sum() / num_masks
 
 
+@fp32_costs
 def pairwise_dice_cost(inputs: Tensor, targets: Tensor) -> Tensor:
     """Dice loss between every prediction and every target.
 
@@ -84,6 +99,7 @@ def pairwise_dice_cost(inputs: Tensor, targets: Tensor) -> Tensor:
     return 1 - (numerator + 1) / (denominator + 1)
 
 
+@fp32_costs
 def pairwise_sigmoid_ce_cost(inputs: Tensor, targets: Tensor) -> Tensor:
     """Mean binary cross-entropy between every prediction and every target.
 
@@ -105,6 +121,7 @@ def pairwise_sigmoid_ce_cost(inputs: Tensor, targets: Tensor) -> Tensor:
     return cost / max(num_points, 1)
 
 
+@fp32_costs
 def pairwise_focal_cost(inputs: Tensor, targets: Tensor, alpha: float = 0.25,
                         gamma: float = 2.0) -> Tensor:
     """Mean focal loss between every prediction and every target.
@@ -130,6 +147,7 @@ def pairwise_focal_cost(inputs: Tensor, targets: Tensor, alpha: float = 0.25,
     return cost / max(inputs.shape[1], 1)
 
 
+@fp32_costs
 def pairwise_class_cost(cls_logits: Tensor, labels: Tensor) -> Tensor:
     """Negative softmax probability of each target's class.
 

@@ -199,7 +199,8 @@ class MultiScaleDeformablePixelDecoder(BaseModule):
         self.num_fpn_levels = int(math.log2(min_stride) - math.log2(common_stride))
         self.fpn_in = list(range(len(in_channels)))[-num_transformer_levels -
                                                      self.num_fpn_levels:-num_transformer_levels]
-        for i, idx in enumerate(self.fpn_in[::-1]):
+        # official naming: adapter_1 / layer_1 belong to the finest input
+        for i, idx in enumerate(self.fpn_in):
             setattr(self, f'adapter_{i + 1}', Conv2dNorm(in_channels[idx], feat_channels, 1,
                                                         num_groups))
             setattr(self, f'layer_{i + 1}', Conv2dNorm(feat_channels, feat_channels, 3,
@@ -226,7 +227,7 @@ class MultiScaleDeformablePixelDecoder(BaseModule):
         pos = [self.pe_layer(s) for s in srcs]
         outs = self.transformer(srcs, pos)
         y = outs[-1]
-        for i, idx in enumerate(self.fpn_in[::-1]):
+        for i, idx in reversed(list(enumerate(self.fpn_in))):
             lateral = getattr(self, f'adapter_{i + 1}')(feats[idx])
             y = lateral + F.interpolate(y, size=lateral.shape[-2:], mode='bilinear',
                                         align_corners=False)
