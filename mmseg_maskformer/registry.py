@@ -6,7 +6,8 @@ then mmseg's and mmengine's (ResNet, Swin, ADE20KDataset, IoUMetric, the Runner,
 hooks, ...). mmdet modules are reached with the ``mmdet.`` prefix
 (``type='mmdet.PackDetInputs'``). Each registry names the package that holds its
 modules in ``locations``, so our modules register when a registry is first
-queried and configs need no ``custom_imports``.
+queried (together with the parent's locations) and configs need no
+``custom_imports``.
 
 Our names never repeat a name mmseg or mmdet registers, so nothing in either
 package is shadowed.
@@ -39,7 +40,14 @@ SCOPE = 'mmseg_maskformer'
 
 
 def _child(name: str, parent: Registry, locations: list) -> Registry:
-    return Registry(name, parent=parent, scope=SCOPE, locations=locations)
+    """A child of ``parent`` that imports our ``locations`` and the parent's.
+
+    mmengine only imports the locations of the registry it is asked, so the
+    parent's (e.g. ``mmseg.visualization``) are added here: mmseg modules then
+    resolve from our scope without any ``custom_imports``.
+    """
+    return Registry(name, parent=parent, scope=SCOPE,
+                    locations=list(locations) + list(parent._locations))
 
 
 RUNNERS = _child('runner', MMSEG_RUNNERS, ['mmseg_maskformer.engine'])

@@ -1,0 +1,78 @@
+# Demo: the ADE20K recipe scaled down to train on 2 CPU cores in minutes.
+# Changes from the parent: data root (synthetic ADE20K-layout data made by
+# tools/dataset_converters/synthetic_ade20k.py), crop 128, schedule (1 process x 8
+# images, 2k iterations, higher learning rate: no pretrained backbone) and model
+# size (ResNet-18 at half width with trainable BN, 64-wide head, 20 queries).
+_base_ = './mask2former_r50_8xb2-160k_ade20k-512x512.py'
+
+# ---- data -------------------------------------------------------------------
+data_root = 'data/synthetic_ade20k'
+crop_size = (128, 128)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomChoiceResize',
+         scales=[int(crop_size[0] * x * 0.1) for x in range(5, 21)],
+         resize_type='ResizeShortestEdge',
+         max_size=4 * crop_size[0]),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='GenerateMaskTargets'),
+    dict(type='PackMaskFormerInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackMaskFormerInputs'),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+# ---- model size -------------------------------------------------------------
+num_points = 784  # 12544 scaled by the image area (128 / 512) ** 2
+loss_weights = dict(cls_weight=2.0, mask_weight=5.0, dice_weight=5.0)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(
+        depth=18,
+        base_channels=32,
+        stem_channels=32,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        init_cfg=None),
+    decode_head=dict(
+        in_channels=[32, 64, 128, 256],
+        pixel_decoder=dict(
+            feat_channels=64,
+            out_channels=64,
+            num_encoder_layers=2,
+            num_heads=4,
+            feedforward_dims=256,
+            num_groups=8),
+        transformer_decoder=dict(
+            embed_dims=64, num_queries=20, num_heads=4, num_layers=3, feedforward_dims=256),
+        criterion=dict(
+            matcher=dict(num_points=num_points, **loss_weights),
+            num_points=num_points,
+            **loss_weights)))
+
+# ---- schedule ---------------------------------------------------------------
+max_iters = 2000
+optim_wrapper = dict(
+    optimizer=dict(lr=0.0005),
+    paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=1.0, decay_mult=1.0)}))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, begin=0, end=100, by_epoch=False),
+    dict(type='PolyLR', eta_min=0, power=0.9, begin=100, end=max_iters, by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=1000)
+default_hooks = dict(
+    logger=dict(interval=50),
+    checkpoint=dict(interval=250, max_keep_ckpts=2))
+randomness = dict(seed=0)
