@@ -1,0 +1,155 @@
+"""Test (and evaluate) a trained segmentor.
+
+Usage:
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show]
+        [--show-dir DIR] [--wait-time SECONDS] [--tta] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+Runs the test loop of the config on CHECKPOINT and prints the metrics of its
+``test_evaluator``. ``--out DIR`` keeps the evaluation and also saves the
+predictions into DIR; ``--show-dir DIR`` saves one overlay picture per test
+image. For several GPUs or nodes use ``tools/dist_test.sh`` or
+``tools/slurm_test.sh``.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+
+# tools/ is on sys.path when a tool runs as a script.
+from train import build_runner
+
+DEFAULT_SCOPE = 'mmseg_maskformer'
+
+
+def parse_args() -> argparse.Namespace:
+    """Parses the command line."""
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a segmentor.',
+        epilog='Example: python tools/test.py CONFIG work_dirs/exp/iter_160000.pth '
+        '--show-dir vis')
+    parser.add_argument('config', help='path of the test config file')
+    parser.add_argument(
+        'checkpoint', help='checkpoint file (a local path or a URL such as https://...)')
+    parser.add_argument(
+        '--work-dir', help='directory for the logs and the json file of the metrics')
+    parser.add_argument(
+        '--out',
+        metavar='DIR',
+        help='also save the predictions into DIR (for offline evaluation); the '
+        'metrics are still computed')
+    parser.add_argument('--show', action='store_true', help='show the predictions in a window')
+    parser.add_argument(
+        '--show-dir',
+        metavar='DIR',
+        help='save the painted predictions (one picture per test image) under DIR; a '
+        'relative DIR is taken inside the work dir')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='seconds each picture stays with --show')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs merged into it; '
+        'lists as key="[a,b]" or key=a,b, nested lists/tuples as key="[(a,b),(c,d)]" '
+        '(quotation marks needed, no white space)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher for distributed testing')
+    parser.add_argument(
+        '--tta',
+        action='store_true',
+        help='test-time augmentation with tta_pipeline and tta_model of the config')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
+    parser.add_argument(
+        '--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config} does not exist')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        parser.error(f'checkpoint file {args.checkpoint} does not exist')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg: Config, args: argparse.Namespace) -> None:
+    """Turns on drawing in the ``visualization`` default hook.
+
+    With ``--show-dir`` the visualizer saves its pictures under that folder
+    (inside ``cfg.work_dir`` if the path is relative), in
+    ``<DIR>/vis_data/vis_image/``.
+
+    Raises:
+        SystemExit: If the config has no ``visualization`` default hook.
+    """
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise SystemExit('--show/--show-dir need a visualization hook in default_hooks, '
+                         "e.g. visualization=dict(type='SegVisualizationHook')")
+    hook['draw'] = True
+    hook['interval'] = 1
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, args.show_dir)
+
+
+def enable_tta(cfg: Config) -> None:
+    """Wraps the model in ``cfg.tta_model`` and tests with ``cfg.tta_pipeline``."""
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise SystemExit('--tta needs tta_model and tta_pipeline in the config')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
+def save_predictions(cfg: Config, out_dir: str) -> None:
+    """Makes every test metric save its predictions into ``out_dir``.
+
+    The metrics keep evaluating (``format_only`` is left as configured).
+    """
+    evaluator = cfg.test_evaluator
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:  # dict(type='Evaluator', ...)
+        evaluator = evaluator['metrics']
+    metrics = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
+    for metric in metrics:
+        metric['output_dir'] = out_dir
+
+
+def build_cfg(args: argparse.Namespace) -> Config:
+    """Loads the config and applies the command-line options."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.setdefault('default_scope', DEFAULT_SCOPE)
+    # work_dir priority: command line > config > config file name.
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show or args.show_dir:
+        trigger_visualization_hook(cfg, args)
+    if args.tta:
+        enable_tta(cfg)
+    if args.out is not None:
+        save_predictions(cfg, args.out)
+    return cfg
+
+
+def main() -> None:
+    """Tests the checkpoint with the config."""
+    args = parse_args()
+    runner = build_runner(build_cfg(args))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
