@@ -11,7 +11,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-CONFIG=${DEMO_CONFIG:-configs/mask2former/mask2former_r18-tiny_1xb8-2k_ade20k-synthetic-128x128.py}
+CONFIG=${DEMO_CONFIG:-configs/mask2former/mask2former_r18-tiny_1xb4-3k_ade20k-synthetic-128x128.py}
 WORK_DIR=${DEMO_WORK_DIR:-work_dirs/demo}
 DATA_ROOT=data/synthetic_ade20k
 export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-}

@@ -18,7 +18,7 @@ import torch
 from mmseg_maskformer.datasets.synthetic import generate_synthetic_ade20k
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = ROOT / 'configs/mask2former/mask2former_r18-tiny_1xb8-2k_ade20k-synthetic-128x128.py'
+DEMO_CONFIG = ROOT / 'configs/mask2former/mask2former_r18-tiny_1xb4-3k_ade20k-synthetic-128x128.py'
 NUM_VAL = 3
 
 TINY_CONFIG = """
