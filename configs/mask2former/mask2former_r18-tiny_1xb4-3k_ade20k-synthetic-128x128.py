@@ -6,6 +6,8 @@
 # schedule (1 process x 4 images, 3k iterations, higher learning rate: no pretrained
 # backbone) and model size (ResNet-18 at half width with trainable BN, 64-wide head,
 # 20 queries, 784 points).
+_base_ = './mask2former_r50_8xb2-160k_ade20k-512x512.py'
+
 # ---- data -------------------------------------------------------------------
 data_root = 'data/synthetic_ade20k'
 crop_size = (128, 128)
