@@ -12,15 +12,12 @@ image. For several GPUs or nodes use ``tools/dist_test.sh`` or
 ``tools/slurm_test.sh``.
 """
 import argparse
-import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 # tools/ is on sys.path when a tool runs as a script.
-from train import build_runner
-
-DEFAULT_SCOPE = 'mmseg_maskformer'
+from train import add_common_args, build_runner, load_cfg, parse_common_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,31 +45,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--wait-time', type=float, default=2, help='seconds each picture stays with --show')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as key=value pairs merged into it; '
-        'lists as key="[a,b]" or key=a,b, nested lists/tuples as key="[(a,b),(c,d)]" '
-        '(quotation marks needed, no white space)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher for distributed testing')
-    parser.add_argument(
         '--tta',
         action='store_true',
         help='test-time augmentation with tta_pipeline and tta_model of the config')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
-    parser.add_argument(
-        '--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if not osp.isfile(args.config):
-        parser.error(f'config file {args.config} does not exist')
+    add_common_args(parser, 'testing')
+    args = parse_common_args(parser)
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint file {args.checkpoint} does not exist')
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
@@ -123,16 +102,7 @@ def save_predictions(cfg: Config, out_dir: str) -> None:
 
 def build_cfg(args: argparse.Namespace) -> Config:
     """Loads the config and applies the command-line options."""
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.setdefault('default_scope', DEFAULT_SCOPE)
-    # work_dir priority: command line > config > config file name.
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_cfg(args)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     if args.show or args.show_dir:

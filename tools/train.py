@@ -53,6 +53,13 @@ def parse_args() -> argparse.Namespace:
         choices=['float16', 'bfloat16'],
         default=None,
         help='autocast dtype of --amp (default: float16 on CUDA, bfloat16 on CPU)')
+    add_common_args(parser, 'training')
+    args = parse_common_args(parser)
+    return args
+
+
+def add_common_args(parser: argparse.ArgumentParser, job: str) -> None:
+    """Adds the options train.py and test.py share (config overrides, launcher)."""
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -64,16 +71,37 @@ def parse_args() -> argparse.Namespace:
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher for distributed training')
+        help=f'job launcher for distributed {job}')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
     parser.add_argument(
         '--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+
+
+def parse_common_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parses the command line, checks the config exists and sets LOCAL_RANK."""
     args = parser.parse_args()
     if not osp.isfile(args.config):
         parser.error(f'config file {args.config} does not exist')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def load_cfg(args: argparse.Namespace) -> Config:
+    """Loads the config with the overrides, the launcher and the work dir.
+
+    work_dir priority: command line > config > ``./work_dirs/<config name>``.
+    """
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.setdefault('default_scope', DEFAULT_SCOPE)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
 
 
 def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
@@ -109,16 +137,7 @@ def enable_amp(cfg: Config, dtype: Optional[str] = None) -> None:
 
 def build_cfg(args: argparse.Namespace) -> Config:
     """Loads the config and applies the command-line options."""
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.setdefault('default_scope', DEFAULT_SCOPE)
-    # work_dir priority: command line > config > config file name.
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_cfg(args)
     if args.amp:
         enable_amp(cfg, args.amp_dtype)
     if args.resume == 'auto':
