@@ -1,10 +1,9 @@
 """Tests of the pure-PyTorch multi-scale deformable attention and MSDeformAttn."""
-import math
-
 import pytest
 import torch
 from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 
+from bilinear_reference import bilinear_zero_pad
 from mmseg_maskformer.models.layers.ms_deform_attn import (MSDeformAttn, flatten_levels,
                                                            ms_deform_attn_core)
 
@@ -23,21 +22,6 @@ def _inputs(seed: int, dtype=torch.float32, b: int = 2, q: int = 5, m: int = 2, 
     logits = torch.randn(b, q, m, num_levels * p, generator=gen, dtype=dtype)
     weights = logits.softmax(-1).view(b, q, m, num_levels, p)
     return value, spatial_shapes, locations, weights
-
-
-def _bilinear(img: torch.Tensor, x: float, y: float) -> float:
-    """Zero-padded bilinear value of ``img`` (H, W) at normalised (x, y), align_corners=False."""
-    h, w = img.shape
-    px, py = x * w - 0.5, y * h - 0.5
-    x0, y0 = math.floor(px), math.floor(py)
-    fx, fy = px - x0, py - y0
-    total = 0.0
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            i, j = y0 + dy, x0 + dx
-            if 0 <= i < h and 0 <= j < w:
-                total += wy * wx * float(img[i, j])
-    return total
 
 
 def test_core_matches_mmcv_pytorch():
@@ -87,7 +71,7 @@ def test_core_one_element_by_hand():
             img = levels[lvl][b, :, head, ch].view(h, w)
             for pt in range(locations.shape[4]):
                 x, y = locations[b, qi, head, lvl, pt].tolist()
-                expected += float(weights[b, qi, head, lvl, pt]) * _bilinear(img, x, y)
+                expected += float(weights[b, qi, head, lvl, pt]) * bilinear_zero_pad(img, x, y)
         # output channels are head-major: head * D + channel
         assert out[b, qi, head * d + ch].item() == pytest.approx(expected, abs=1e-10)
     assert out.shape[-1] == m * d

@@ -1,31 +1,12 @@
 """Tests of point_sample, mask_uncertainty and sample_uncertain_points."""
-import math
 
 import numpy as np
 import pytest
 import torch
 
+from bilinear_reference import bilinear_zero_pad
 from mmseg_maskformer.models.layers.point_sample import (mask_uncertainty, point_sample,
                                                          sample_uncertain_points)
-
-
-def _bilinear_zero_pad(img: np.ndarray, x: float, y: float) -> float:
-    """Brute-force bilinear value of ``img`` (H, W) at normalised ``(x, y)``.
-
-    ``align_corners=False``: pixel ``(i, j)`` has its centre at
-    ``((j + 0.5) / W, (i + 0.5) / H)``; pixels outside the map are 0.
-    """
-    h, w = img.shape
-    px, py = x * w - 0.5, y * h - 0.5
-    x0, y0 = math.floor(px), math.floor(py)
-    fx, fy = px - x0, py - y0
-    total = 0.0
-    for dy, wy in ((0, 1 - fy), (1, fy)):
-        for dx, wx in ((0, 1 - fx), (1, fx)):
-            i, j = y0 + dy, x0 + dx
-            if 0 <= i < h and 0 <= j < w:
-                total += wy * wx * float(img[i, j])
-    return total
 
 
 def test_point_sample_matches_brute_force_bilinear():
@@ -43,7 +24,7 @@ def test_point_sample_matches_brute_force_bilinear():
         for c in range(3):
             for p in range(40):
                 x, y = points[n, p].tolist()
-                expected[n, c, p] = _bilinear_zero_pad(inputs[n, c].numpy(), x, y)
+                expected[n, c, p] = bilinear_zero_pad(inputs[n, c].numpy(), x, y)
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-10)
     # corner (0, 0) only sees a quarter of the top-left pixel
     np.testing.assert_allclose(out[:, :, 0].numpy(), 0.25 * inputs[:, :, 0, 0].numpy(),
