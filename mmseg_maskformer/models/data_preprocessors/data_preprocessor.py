@@ -110,22 +110,6 @@ class MaskFormerDataPreprocessor(SegDataPreProcessor):
         test_cfg: Padding in testing, keys ``size`` and/or ``size_divisor``.
     """
 
-    def __init__(self,
-                 mean: Optional[Sequence[Number]] = None,
-                 std: Optional[Sequence[Number]] = None,
-                 size: Optional[Tuple[int, int]] = None,
-                 size_divisor: Optional[int] = None,
-                 pad_val: Number = 0,
-                 seg_pad_val: Number = 255,
-                 bgr_to_rgb: bool = False,
-                 rgb_to_bgr: bool = False,
-                 batch_augments: Optional[List[dict]] = None,
-                 test_cfg: Optional[dict] = None) -> None:
-        super().__init__(mean=mean, std=std, size=size, size_divisor=size_divisor,
-                         pad_val=pad_val, seg_pad_val=seg_pad_val, bgr_to_rgb=bgr_to_rgb,
-                         rgb_to_bgr=rgb_to_bgr, batch_augments=batch_augments,
-                         test_cfg=test_cfg)
-
     def _normalize(self, inputs: List[Tensor]) -> List[Tensor]:
         """Channel conversion, float cast and normalisation of (C, H, W) images."""
         if self.channel_conversion and inputs[0].size(0) == 3:

@@ -23,7 +23,6 @@ class Mask2FormerDecodeHead(BaseModule):
             ``num_classes`` is derived.
         in_channels: Channels of the backbone outputs, fine to coarse.
         strides: Strides of the backbone outputs.
-        ignore_index: Label ignored in semantic ground truth.
         init_cfg: mmengine init config.
     """
 
@@ -34,11 +33,9 @@ class Mask2FormerDecodeHead(BaseModule):
                  criterion: dict,
                  in_channels: Sequence[int] = (256, 512, 1024, 2048),
                  strides: Sequence[int] = (4, 8, 16, 32),
-                 ignore_index: int = 255,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
-        self.ignore_index = ignore_index
         pixel_decoder = dict(pixel_decoder)
         pixel_decoder.setdefault('in_channels', list(in_channels))
         pixel_decoder.setdefault('strides', list(strides))

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS
 from ..layers import MSDeformAttn, SinePositionalEncoding
+from ..layers.ms_deform_attn import flatten_levels
 
 
 class Conv2dNorm(nn.Conv2d):
@@ -118,10 +119,9 @@ class DeformableEncoder(nn.Module):
             Encoded features in the input order, each (B, C, H_l, W_l).
         """
         shapes = [tuple(s.shape[-2:]) for s in srcs]
-        src = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
+        src = torch.cat(flatten_levels(srcs), 1)
         pos = torch.cat([
-            p.flatten(2).transpose(1, 2) + self.level_embed[i].to(p.dtype)
-            for i, p in enumerate(pos_embeds)
+            p + self.level_embed[i].to(p.dtype) for i, p in enumerate(flatten_levels(pos_embeds))
         ], 1)
         spatial_shapes = torch.as_tensor(shapes, dtype=torch.long, device=src.device)
         sizes = [h * w for h, w in shapes]
