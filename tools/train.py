@@ -201,10 +201,8 @@ def build_runner(cfg: Config) -> 'Runner':
     """
     from mmengine.runner import Runner
 
-    import mmseg_maskformer  # noqa: F401
-    from mmseg_maskformer.engine import register_safe_globals
+    import mmseg_maskformer  # noqa: F401  (registers modules and the safe loaders)
     from mmseg_maskformer.registry import RUNNERS
-    register_safe_globals()
     init_cpu_distributed(cfg)
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
