@@ -9,7 +9,7 @@ __all__ = ['__version__']
 
 
 def _register_all() -> None:
-    from . import datasets, engine, models  # noqa: F401
+    from . import datasets, engine, evaluation, models  # noqa: F401
 
 
 _register_all()

@@ -69,7 +69,7 @@ OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
                                     ['mmseg_maskformer.engine'])
 PARAM_SCHEDULERS = _child('parameter scheduler', MMSEG_PARAM_SCHEDULERS,
                           ['mmseg_maskformer.engine'])
-METRICS = _child('metric', MMSEG_METRICS, [])
+METRICS = _child('metric', MMSEG_METRICS, ['mmseg_maskformer.evaluation'])
 EVALUATOR = _child('evaluator', MMSEG_EVALUATOR, [])
 TASK_UTILS = _child('task util', MMSEG_TASK_UTILS, ['mmseg_maskformer.models'])
 VISUALIZERS = _child('visualizer', MMSEG_VISUALIZERS, [])

@@ -1,0 +1,8 @@
+"""mmengine metrics registered in the ``mmseg_maskformer`` scope."""
+from .instance_metric import CocoInstanceMetric, label_to_annotation_index
+from .panoptic_metric import PanopticQualityMetric, panoptic_to_coco
+
+__all__ = [
+    'CocoInstanceMetric', 'label_to_annotation_index', 'PanopticQualityMetric',
+    'panoptic_to_coco'
+]

@@ -1,0 +1,96 @@
+"""Mask and box AP through pycocotools for mask-classification models."""
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmdet.evaluation.metrics import CocoMetric
+from mmengine.logging import print_log
+
+from mmseg_maskformer.registry import METRICS
+
+
+def label_to_annotation_index(classes: Sequence[str], annotation_categories: Dict[int, dict]
+                              ) -> (np.ndarray, List[int]):
+    """Map the model's contiguous labels to categories of a COCO instance file.
+
+    Labels are matched by class name, so one model trained on all classes of a
+    panoptic dataset (things and stuff, e.g. COCO's 133) is evaluated against an
+    instance file that holds only the things (COCO's 80).
+
+    Args:
+        classes: Class names in contiguous-label order (the dataset's ``classes``).
+        annotation_categories: ``COCO.cats`` of the instance annotation file
+            (category id -> dict with ``name``).
+
+    Returns:
+        ``(index, cat_ids)``: ``index`` (K,) int64 maps label ``k`` to a position in
+        ``cat_ids`` or -1 for classes absent from the file (stuff); ``cat_ids`` are
+        the matched category ids in label order.
+
+    Raises:
+        ValueError: If no class name occurs in the annotation file.
+    """
+    name_to_id = {cat['name']: int(cat_id) for cat_id, cat in annotation_categories.items()}
+    index = np.full(len(classes), -1, dtype=np.int64)
+    cat_ids: List[int] = []
+    for label, name in enumerate(classes):
+        if name in name_to_id:
+            index[label] = len(cat_ids)
+            cat_ids.append(name_to_id[name])
+    if not cat_ids:
+        raise ValueError(
+            'none of the dataset classes occurs (by name) in the instance annotation file; '
+            f'classes start with {list(classes)[:5]}, file categories with '
+            f'{list(name_to_id)[:5]}')
+    return index, cat_ids
+
+
+@METRICS.register_module()
+class CocoInstanceMetric(CocoMetric):
+    """COCO mask AP and box AP (boxes from the predicted masks) via pycocotools.
+
+    mmdet's ``CocoMetric`` with two differences: ``ann_file`` is required (the
+    ground truth is read from it) and predicted labels are mapped to the file's
+    categories by class name (:func:`label_to_annotation_index`), so a model
+    whose classes also include stuff is scored on the things of the file.
+    Predictions of classes absent from the file are dropped with a warning.
+
+    Args are those of mmdet's ``CocoMetric``; ``format_only`` with
+    ``outfile_prefix`` writes ``{prefix}.segm.json`` / ``{prefix}.bbox.json`` in
+    the COCO results format for an evaluation server.
+    """
+
+    default_prefix: Optional[str] = 'coco'
+
+    def __init__(self, ann_file: Optional[str] = None, **kwargs) -> None:
+        if ann_file is None:
+            raise ValueError(f'{type(self).__name__} needs ann_file, the COCO instance '
+                             'annotation file of the evaluated split')
+        super().__init__(ann_file=ann_file, **kwargs)
+        self._label_index: Optional[np.ndarray] = None
+        self._warned = False
+
+    def _mapping(self) -> np.ndarray:
+        if self._label_index is None:
+            self._label_index, cat_ids = label_to_annotation_index(
+                self.dataset_meta['classes'], self._coco_api.cats)
+            if self.cat_ids is None:
+                self.cat_ids = cat_ids
+        return self._label_index
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Remap the labels of ``pred_instances`` and store the results."""
+        index = torch.from_numpy(self._mapping())
+        remapped = []
+        for sample in data_samples:
+            pred = dict(sample['pred_instances'])
+            target = index.to(pred['labels'].device)[pred['labels']]
+            keep = target >= 0
+            if not bool(keep.all()) and not self._warned:
+                print_log('predictions of classes absent from the instance annotation file '
+                          'are not evaluated', logger='current', level=30)
+                self._warned = True
+            pred = {k: v[keep] for k, v in pred.items()}
+            pred['labels'] = target[keep]
+            remapped.append(dict(sample, pred_instances=pred))
+        super().process(data_batch, remapped)
