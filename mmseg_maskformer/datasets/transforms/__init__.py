@@ -1,5 +1,9 @@
 """Data transforms for mask-classification segmentation."""
 from .formatting import PackMaskFormerInputs
+from .loading import LoadPanopticTargets, panoptic_to_targets
 from .targets import GenerateMaskTargets, semantic_to_mask_targets
 
-__all__ = ['GenerateMaskTargets', 'PackMaskFormerInputs', 'semantic_to_mask_targets']
+__all__ = [
+    'GenerateMaskTargets', 'LoadPanopticTargets', 'PackMaskFormerInputs', 'panoptic_to_targets',
+    'semantic_to_mask_targets'
+]

@@ -1,5 +1,5 @@
 """Packing of pipeline results into model inputs for mask-classification models."""
-from typing import Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -9,8 +9,53 @@ from mmseg.structures import SegDataSample
 
 from mmseg_maskformer.registry import TRANSFORMS
 
-DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                     'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label')
+DEFAULT_META_KEYS = ('img_id', 'img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
+                     'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
+                     'segments_info')
+
+
+def mask_targets_from_results(results: dict) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """Binary masks (N, H, W) and labels (N,) of the targets in ``results``.
+
+    Two conventions are accepted:
+
+    - ours: ``gt_masks`` (bool np.ndarray (N, H, W)) with ``gt_labels`` (N,);
+    - mmdet's: ``gt_masks`` (``BitmapMasks``/``PolygonMasks``) with
+      ``gt_bboxes_labels`` (N,) and optional ``gt_ignore_flags`` (N,); targets
+      flagged as ignored (crowd regions) are dropped, as the official
+      Mask2Former mappers drop crowd annotations.
+
+    Returns:
+        ``(masks, labels)``, or None when ``results`` holds no ``gt_masks``.
+
+    Raises:
+        KeyError: If the labels are missing.
+        ValueError: If masks and labels disagree in number.
+    """
+    if 'gt_masks' not in results:
+        return None
+    masks = results['gt_masks']
+    if hasattr(masks, 'to_ndarray'):
+        masks = masks.to_ndarray()
+    masks = np.asarray(masks).astype(bool, copy=False)
+    if 'gt_labels' in results:
+        labels = np.asarray(results['gt_labels'], dtype=np.int64)
+    elif 'gt_bboxes_labels' in results:
+        labels = np.asarray(results['gt_bboxes_labels'], dtype=np.int64)
+    else:
+        raise KeyError('`gt_masks` is present but neither `gt_labels` nor '
+                       '`gt_bboxes_labels` is')
+    if masks.ndim != 3 or masks.shape[0] != labels.shape[0]:
+        raise ValueError(f'gt_masks {tuple(masks.shape)} and labels {tuple(labels.shape)} '
+                         'do not match')
+    ignore = results.get('gt_ignore_flags', None)
+    if ignore is not None:
+        keep = ~np.asarray(ignore, dtype=bool)
+        if keep.shape != labels.shape:
+            raise ValueError(f'gt_ignore_flags {keep.shape} and labels {labels.shape} '
+                             'do not match')
+        masks, labels = masks[keep], labels[keep]
+    return masks, labels
 
 
 def image_to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -31,9 +76,11 @@ class PackMaskFormerInputs(BaseTransform):
 
     Required keys: ``img`` (np.ndarray (H, W, C) or (H, W)).
 
-    Optional keys: ``gt_seg_map`` (np.ndarray (H, W)); ``gt_masks`` (bool
-    np.ndarray (N, H, W)) with ``gt_labels`` (int np.ndarray (N,)), as written
-    by :class:`GenerateMaskTargets`; the ``meta_keys``.
+    Optional keys: ``gt_seg_map`` (np.ndarray (H, W)); mask targets, either
+    ``gt_masks`` (bool np.ndarray (N, H, W)) with ``gt_labels`` (int np.ndarray
+    (N,)) as written by :class:`GenerateMaskTargets`, or mmdet's ``gt_masks``
+    (``BitmapMasks``) with ``gt_bboxes_labels`` and ``gt_ignore_flags`` (ignored
+    targets are dropped), see :func:`mask_targets_from_results`; the ``meta_keys``.
 
     Output:
 
@@ -70,15 +117,12 @@ class PackMaskFormerInputs(BaseTransform):
                 seg_map = seg_map[None]
             data = torch.from_numpy(np.ascontiguousarray(seg_map, dtype=np.int64))
             data_sample.gt_sem_seg = PixelData(data=data)
-        if 'gt_masks' in results:
-            if 'gt_labels' not in results:
-                raise KeyError('`gt_masks` is present but `gt_labels` is missing')
-            masks = torch.from_numpy(np.ascontiguousarray(results['gt_masks'], dtype=bool))
-            labels = torch.from_numpy(np.asarray(results['gt_labels'], dtype=np.int64))
-            if masks.ndim != 3 or masks.shape[0] != labels.shape[0]:
-                raise ValueError(f'gt_masks {tuple(masks.shape)} and gt_labels '
-                                 f'{tuple(labels.shape)} do not match')
-            data_sample.gt_instances = InstanceData(labels=labels, masks=masks)
+        targets = mask_targets_from_results(results)
+        if targets is not None:
+            masks, labels = targets
+            data_sample.gt_instances = InstanceData(
+                labels=torch.from_numpy(labels),
+                masks=torch.from_numpy(np.ascontiguousarray(masks)))
 
         data_sample.set_metainfo({k: results[k] for k in self.meta_keys if k in results})
         packed['data_samples'] = data_sample
