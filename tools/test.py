@@ -2,7 +2,8 @@
 
 Usage:
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show]
-        [--show-dir DIR] [--wait-time SECONDS] [--tta] [--cfg-options KEY=VALUE ...]
+        [--format-only] [--show-dir DIR] [--wait-time SECONDS] [--tta]
+        [--cfg-options KEY=VALUE ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 Runs the test loop of the config on CHECKPOINT and prints the metrics of its
@@ -34,8 +35,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--out',
         metavar='DIR',
-        help='also save the predictions into DIR (for offline evaluation); the '
-        'metrics are still computed')
+        help='also save the predictions into DIR (semantic PNGs; COCO-format panoptic '
+        'PNG + JSON and instance JSON); the metrics are still computed')
+    parser.add_argument(
+        '--format-only',
+        action='store_true',
+        help='with --out: only write the prediction files, compute no metric (for '
+        'splits without ground truth, e.g. an evaluation server)')
     parser.add_argument('--show', action='store_true', help='show the predictions in a window')
     parser.add_argument(
         '--show-dir',
@@ -50,6 +56,8 @@ def parse_args() -> argparse.Namespace:
         help='test-time augmentation with tta_pipeline and tta_model of the config')
     add_common_args(parser, 'testing')
     args = parse_common_args(parser)
+    if args.format_only and args.out is None:
+        parser.error('--format-only needs --out DIR')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint file {args.checkpoint} does not exist')
     return args
@@ -87,17 +95,47 @@ def enable_tta(cfg: Config) -> None:
     cfg.model = cfg.tta_model
 
 
-def save_predictions(cfg: Config, out_dir: str) -> None:
+def save_predictions(cfg: Config, out_dir: str, format_only: bool = False) -> None:
     """Makes every test metric save its predictions into ``out_dir``.
 
-    The metrics keep evaluating (``format_only`` is left as configured).
+    Metrics with an ``outfile_prefix`` argument (COCO instance and panoptic
+    results for an evaluation server) write ``out_dir/<metric>.*``; metrics with
+    an ``output_dir`` argument (semantic PNGs) write into ``out_dir``. With
+    ``format_only`` the metrics only write the files and compute nothing (for
+    splits without ground truth); otherwise they keep evaluating.
+
+    Raises:
+        SystemExit: If a metric can save no predictions.
     """
+    import inspect
+
+    from mmengine.registry import init_default_scope
+
+    from mmseg_maskformer.registry import METRICS
+
+    init_default_scope(cfg.get('default_scope', 'mmseg_maskformer'))
     evaluator = cfg.test_evaluator
     if isinstance(evaluator, dict) and 'metrics' in evaluator:  # dict(type='Evaluator', ...)
         evaluator = evaluator['metrics']
     metrics = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
     for metric in metrics:
-        metric['output_dir'] = out_dir
+        metric_cls = METRICS.get(metric['type'])
+        if metric_cls is None:
+            raise SystemExit(f"unknown metric type {metric['type']!r} in test_evaluator")
+        # arguments of every __init__ along the MRO (subclasses often forward **kwargs)
+        params = set()
+        for klass in metric_cls.__mro__:
+            if '__init__' in vars(klass):
+                params |= set(inspect.signature(vars(klass)['__init__']).parameters)
+        name = metric_cls.__name__
+        if 'outfile_prefix' in params:
+            metric['outfile_prefix'] = osp.join(out_dir, name)
+        elif 'output_dir' in params:
+            metric['output_dir'] = out_dir
+        else:
+            raise SystemExit(f'--out: metric {name} cannot save its predictions')
+        if format_only:
+            metric['format_only'] = True
 
 
 def build_cfg(args: argparse.Namespace) -> Config:
@@ -110,7 +148,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
     if args.tta:
         enable_tta(cfg)
     if args.out is not None:
-        save_predictions(cfg, args.out)
+        save_predictions(cfg, args.out, args.format_only)
     return cfg
 
 

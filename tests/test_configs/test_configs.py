@@ -8,7 +8,8 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from mmseg.structures import SegDataSample
 
-from mmseg_maskformer.registry import MODELS
+from mmseg_maskformer.registry import DATASETS, METRICS, MODELS, TRANSFORMS
+from mmseg_maskformer.utils import INSTANCE_OFFSET
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs'
 CONFIGS = sorted(p for p in CONFIG_DIR.rglob('*.py') if '_base_' not in p.parts)
@@ -52,13 +53,46 @@ def test_config_builds_tiny_and_runs(config):
     model.eval()
     with torch.no_grad():
         preds = model(inputs, samples, mode='predict')
-    assert preds[0].pred_sem_seg.data.shape == (1, 64, 64)
-    assert int(preds[0].pred_sem_seg.data.max()) < num_classes
+    test_cfg = model.test_cfg
+    for pred in preds:
+        if test_cfg['semantic_on']:
+            assert pred.pred_sem_seg.data.shape == (1, 64, 64)
+            assert int(pred.pred_sem_seg.data.max()) < num_classes
+        else:
+            assert 'pred_sem_seg' not in pred
+        if test_cfg['panoptic_on']:
+            panoptic = pred.pred_panoptic_seg.sem_seg
+            assert panoptic.shape == (1, 64, 64)
+            assert int((panoptic % INSTANCE_OFFSET).max()) <= num_classes
+        else:
+            assert 'pred_panoptic_seg' not in pred
+        if test_cfg['instance_on']:
+            instances = pred.pred_instances
+            assert instances.masks.shape[1:] == (64, 64)
+            assert len(instances) <= test_cfg['max_per_image']
+        else:
+            assert 'pred_instances' not in pred
+
+
+@pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.name)
+def test_config_pipelines_and_evaluators_resolve(config):
+    """Every transform and metric type named by a config exists in our scope."""
+    init_default_scope('mmseg_maskformer')
+    cfg = Config.fromfile(str(config))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for step in cfg[loader].dataset.pipeline:
+            TRANSFORMS.build(step)
+        assert DATASETS.get(cfg[loader].dataset.type) is not None, cfg[loader].dataset.type
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluators = cfg[key] if isinstance(cfg[key], list) else [cfg[key]]
+        for metric in evaluators:
+            assert METRICS.get(metric['type']) is not None, metric['type']
 
 
 @pytest.mark.parametrize('name,expected', [
     ('mask2former_r50_8xb2-160k_ade20k-512x512.py', 44.0),
     ('mask2former_swin-t_8xb2-160k_ade20k-512x512.py', 47.4),
+    ('mask2former_r50_8xb2-lsj-50e_coco-panoptic.py', 44.0),
 ])
 def test_full_size_parameter_count(name, expected):
     model = build(CONFIG_DIR / 'mask2former' / name, **{'model.backbone.init_cfg': None})

@@ -229,6 +229,26 @@ def test_test_options(tools, tiny_config, tmp_path, monkeypatch):
     assert test.build_cfg(args).visualizer.save_dir == str(tmp_path / 'vis')
 
 
+def test_out_and_format_only_reach_every_metric(tools, tiny_config, tmp_path, monkeypatch):
+    """COCO metrics get an outfile prefix, semantic ones an output dir."""
+    _, test = tools
+    checkpoint = tmp_path / 'iter_2.pth'
+    checkpoint.touch()
+    config = tmp_path / 'three_metrics.py'
+    config.write_text(f"_base_ = [{str(tiny_config)!r}]\n"
+                      "test_evaluator = [dict(type='IoUMetric'), dict(type='CocoInstanceMetric', "
+                      "ann_file='a.json'), dict(type='PanopticQualityMetric')]\n")
+    args = _args(test, monkeypatch, str(config), str(checkpoint), '--out', 'preds',
+                 '--format-only')
+    iou, instance, panoptic = test.build_cfg(args).test_evaluator
+    assert iou.output_dir == 'preds'
+    assert instance.outfile_prefix == os.path.join('preds', 'CocoInstanceMetric')
+    assert panoptic.outfile_prefix == os.path.join('preds', 'PanopticQualityMetric')
+    assert iou.format_only and instance.format_only and panoptic.format_only
+    with pytest.raises(SystemExit):
+        _args(test, monkeypatch, str(tiny_config), str(checkpoint), '--format-only')
+
+
 @pytest.mark.slow
 def test_train_resume_and_test_end_to_end(tools, tiny_config, tmp_path, monkeypatch):
     """Two iterations, resume to three, then test with --out and --show-dir."""

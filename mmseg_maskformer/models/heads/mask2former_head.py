@@ -23,6 +23,9 @@ class Mask2FormerDecodeHead(BaseModule):
             ``num_classes`` is derived.
         in_channels: Channels of the backbone outputs, fine to coarse.
         strides: Strides of the backbone outputs.
+        in_index: Which backbone outputs to use, in fine-to-coarse order (e.g.
+            ``[3, 2, 1, 0]`` for a backbone that returns coarse-to-fine maps
+            such as mmseg's ``UNet``); all outputs in their order by default.
         init_cfg: mmengine init config.
     """
 
@@ -33,9 +36,14 @@ class Mask2FormerDecodeHead(BaseModule):
                  criterion: dict,
                  in_channels: Sequence[int] = (256, 512, 1024, 2048),
                  strides: Sequence[int] = (4, 8, 16, 32),
+                 in_index: Optional[Sequence[int]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_classes = num_classes
+        self.in_index = None if in_index is None else [int(i) for i in in_index]
+        if self.in_index is not None and len(self.in_index) != len(in_channels):
+            raise ValueError(f'in_index {self.in_index} selects {len(self.in_index)} backbone '
+                             f'outputs but in_channels lists {len(in_channels)}')
         pixel_decoder = dict(pixel_decoder)
         pixel_decoder.setdefault('in_channels', list(in_channels))
         pixel_decoder.setdefault('strides', list(strides))
@@ -60,12 +68,15 @@ class Mask2FormerDecodeHead(BaseModule):
         """Predict classes and masks.
 
         Args:
-            feats: Backbone outputs, fine to coarse, each (B, C_i, H/s_i, W/s_i).
+            feats: Backbone outputs, fine to coarse (after ``in_index``), each
+                (B, C_i, H/s_i, W/s_i).
 
         Returns:
             tuple: class logits per layer, each (B, Q, K + 1), and mask logits
             per layer, each (B, Q, H/4, W/4); the last entries are final.
         """
+        if self.in_index is not None:
+            feats = [feats[i] for i in self.in_index]
         mask_features, memories = self.pixel_decoder(feats)
         return self.predictor(memories, mask_features)
 
@@ -75,8 +86,10 @@ class Mask2FormerDecodeHead(BaseModule):
         for ds in data_samples:
             if 'gt_instances' not in ds:
                 raise KeyError('Mask2FormerDecodeHead.loss needs data_samples with '
-                               "gt_instances: add dict(type='GenerateMaskTargets') before "
-                               'PackMaskFormerInputs in the training pipeline')
+                               "gt_instances: load mask targets in the training pipeline "
+                               "(GenerateMaskTargets for semantic maps, LoadPanopticTargets "
+                               "or mmdet's LoadAnnotations(with_mask=True)) before "
+                               'PackMaskFormerInputs')
         cls_preds, mask_preds = self(feats)
         return self.criterion(cls_preds, mask_preds, [ds.gt_instances for ds in data_samples])
 

@@ -1,4 +1,9 @@
 """Post-processing of mask-classification outputs into task predictions."""
+from .instance import instance_inference, masks_to_boxes
+from .panoptic import panoptic_inference
 from .semantic import resize_to_original, semantic_inference
 
-__all__ = ['semantic_inference', 'resize_to_original']
+__all__ = [
+    'semantic_inference', 'resize_to_original', 'panoptic_inference', 'instance_inference',
+    'masks_to_boxes'
+]

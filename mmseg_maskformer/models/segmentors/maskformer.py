@@ -3,12 +3,23 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
-from mmengine.structures import PixelData
+from mmengine.structures import InstanceData, PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from mmseg_maskformer.registry import MODELS
+from .. import postprocess
 from ..postprocess import resize_to_original, semantic_inference
+
+#: Defaults of ``test_cfg`` (official Mask2Former inference settings).
+DEFAULT_TEST_CFG = dict(
+    semantic_on=True,
+    panoptic_on=False,
+    instance_on=False,
+    object_mask_threshold=0.8,
+    overlap_threshold=0.8,
+    max_per_image=100,
+    thing_class_ids=None)
 
 
 @MODELS.register_module()
@@ -25,7 +36,16 @@ class MaskFormerSegmentor(BaseModel):
         decode_head: Head config (e.g. ``Mask2FormerDecodeHead``).
         neck: Optional neck config.
         train_cfg: Unused; kept for config compatibility.
-        test_cfg: Inference options: ``semantic_on`` (default True).
+        test_cfg: Inference options (defaults in :data:`DEFAULT_TEST_CFG`):
+            ``semantic_on`` / ``panoptic_on`` / ``instance_on`` switch the three
+            outputs independently (all from one forward pass);
+            ``object_mask_threshold`` and ``overlap_threshold`` of the panoptic
+            merge; ``max_per_image`` instances (top-k over queries x classes);
+            ``thing_class_ids``: contiguous class indices of the "thing"
+            classes, required by ``panoptic_on`` (when both panoptic and
+            instance outputs are on, instances are restricted to things, as in
+            the official code). ``mode`` is accepted for mmseg compatibility
+            (only whole-image inference).
         data_preprocessor: Data preprocessor config.
         init_cfg: mmengine init config.
     """
@@ -43,8 +63,31 @@ class MaskFormerSegmentor(BaseModel):
         self.neck = MODELS.build(neck) if neck is not None else None
         self.decode_head = MODELS.build(decode_head)
         self.train_cfg = train_cfg or {}
-        self.test_cfg = dict(semantic_on=True)
+        self.test_cfg = dict(DEFAULT_TEST_CFG)
         self.test_cfg.update(test_cfg or {})
+        self._thing_mask = self._check_test_cfg(self.test_cfg, self.num_classes)
+
+    @staticmethod
+    def _check_test_cfg(test_cfg: dict, num_classes: int) -> Optional[Tensor]:
+        """Validate ``test_cfg``; return the (K,) bool mask of thing classes or None."""
+        outputs = ('semantic_on', 'panoptic_on', 'instance_on')
+        if not any(test_cfg.get(k) for k in outputs):
+            raise ValueError(f'test_cfg switches every output off; set one of {outputs}')
+        thing_ids = test_cfg.get('thing_class_ids')
+        if thing_ids is None:
+            if test_cfg.get('panoptic_on'):
+                raise ValueError(
+                    'test_cfg.panoptic_on needs test_cfg.thing_class_ids, the contiguous '
+                    'indices of the thing classes (e.g. list(range(80)) for COCO panoptic)')
+            return None
+        thing_ids = [int(i) for i in thing_ids]
+        bad = [i for i in thing_ids if not 0 <= i < num_classes]
+        if bad:
+            raise ValueError(f'test_cfg.thing_class_ids {bad} lie outside [0, {num_classes}); '
+                             'they must be contiguous class indices, not dataset category ids')
+        mask = torch.zeros(num_classes, dtype=torch.bool)
+        mask[thing_ids] = True
+        return mask
 
     @property
     def num_classes(self) -> int:
@@ -90,8 +133,14 @@ class MaskFormerSegmentor(BaseModel):
                 ``batch_input_shape`` metainfo (made when missing).
 
         Returns:
-            The samples with ``pred_sem_seg`` (1, H, W) and ``seg_logits``
-            (K, H, W) at the original size when ``semantic_on``.
+            The samples with, at the original image size:
+            ``pred_sem_seg`` (PixelData ``data`` (1, H, W) int64) and
+            ``seg_logits`` (``data`` (K, H, W)) when ``semantic_on``;
+            ``pred_panoptic_seg`` (PixelData ``sem_seg`` (1, H, W) int64,
+            ``label + instance_id * INSTANCE_OFFSET``, void = K) when
+            ``panoptic_on``; ``pred_instances`` (InstanceData ``labels`` (N,),
+            ``scores`` (N,), ``masks`` bool (N, H, W), ``bboxes`` (N, 4) xyxy)
+            when ``instance_on``.
         """
         if data_samples is None:
             shape = tuple(inputs.shape[-2:])
@@ -111,8 +160,19 @@ class MaskFormerSegmentor(BaseModel):
         masks = resize_to_original(mask_logits, meta.get('batch_input_shape', input_shape),
                                    meta.get('img_shape', input_shape),
                                    meta.get('ori_shape', input_shape))
-        if self.test_cfg.get('semantic_on', True):
+        cfg = self.test_cfg
+        if cfg['semantic_on']:
             scores = semantic_inference(cls_logits, masks)
             sample.set_data(dict(
                 seg_logits=PixelData(data=scores),
                 pred_sem_seg=PixelData(data=scores.argmax(0, keepdim=True).to(torch.long))))
+        is_thing = None if self._thing_mask is None else self._thing_mask.to(masks.device)
+        if cfg['panoptic_on']:
+            panoptic, _ = postprocess.panoptic_inference(cls_logits, masks, is_thing,
+                                             cfg['object_mask_threshold'],
+                                             cfg['overlap_threshold'])
+            sample.set_data(dict(pred_panoptic_seg=PixelData(sem_seg=panoptic[None])))
+        if cfg['instance_on']:
+            instances = postprocess.instance_inference(cls_logits, masks, topk=cfg['max_per_image'],
+                                           is_thing=is_thing if cfg['panoptic_on'] else None)
+            sample.set_data(dict(pred_instances=InstanceData(**instances)))

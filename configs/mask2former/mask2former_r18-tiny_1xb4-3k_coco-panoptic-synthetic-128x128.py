@@ -1,0 +1,88 @@
+# Panoptic demo: the COCO panoptic recipe scaled down to train on 2 CPU cores.
+# Changes from the parent: data root (synthetic COCO-layout data made by
+# tools/dataset_converters/synthetic_coco.py), 128 px images with flip as the only
+# augmentation (LSJ's 0.1x scales make 128 px objects vanish), schedule (1 process x
+# 4 images, poly decay, no pretrained backbone) and model size (as the semantic demo).
+_base_ = './mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'
+
+# ---- data -------------------------------------------------------------------
+data_root = 'data/synthetic_coco/'
+image_size = (128, 128)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadPanopticTargets'),
+    dict(type='mmdet.RandomFlip', prob=0.5),
+    dict(type='PackMaskFormerInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadPanopticTargets', with_masks=False),
+    dict(type='PackMaskFormerInputs'),
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=1,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = [
+    dict(type='PanopticQualityMetric'),
+    dict(type='CocoInstanceMetric', ann_file=data_root + 'annotations/instances_val2017.json',
+         metric=['bbox', 'segm']),
+    dict(type='IoUMetric', iou_metrics=['mIoU']),
+]
+test_evaluator = val_evaluator
+
+# ---- model size -------------------------------------------------------------
+num_points = 784  # 12544 scaled by the image area (128 / 512) ** 2
+loss_weights = dict(cls_weight=2.0, mask_weight=5.0, dice_weight=5.0)
+model = dict(
+    data_preprocessor=dict(size=image_size),
+    backbone=dict(
+        depth=18,
+        base_channels=32,
+        stem_channels=32,
+        norm_cfg=dict(type='BN', requires_grad=True),
+        norm_eval=False,
+        init_cfg=None),
+    decode_head=dict(
+        in_channels=[32, 64, 128, 256],
+        pixel_decoder=dict(
+            feat_channels=64,
+            out_channels=64,
+            num_encoder_layers=2,
+            num_heads=4,
+            feedforward_dims=256,
+            num_groups=8),
+        transformer_decoder=dict(
+            embed_dims=64, num_queries=20, num_heads=4, num_layers=3, feedforward_dims=256),
+        criterion=dict(
+            matcher=dict(num_points=num_points, **loss_weights),
+            num_points=num_points,
+            **loss_weights)))
+
+# ---- schedule ---------------------------------------------------------------
+max_iters = 3000
+embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
+optim_wrapper = dict(
+    _delete_=True,  # fp32: no mixed precision on CPU
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=0.0005, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)),
+    clip_grad=dict(max_norm=0.01, norm_type=2),
+    paramwise_cfg=dict(
+        custom_keys={
+            'backbone': dict(lr_mult=1.0, decay_mult=1.0),
+            'query_embed': embed_multi,
+            'query_feat': embed_multi,
+            'level_embed': embed_multi,
+        },
+        norm_decay_mult=0.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, begin=0, end=100, by_epoch=False),
+    dict(type='PolyLR', eta_min=0, power=0.9, begin=100, end=max_iters, by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters, val_interval=1500, dynamic_intervals=None)
+default_hooks = dict(
+    logger=dict(interval=50),
+    checkpoint=dict(interval=500, max_keep_ckpts=2))
+randomness = dict(seed=0)
