@@ -17,12 +17,12 @@ from mmseg_maskformer.datasets.coco_categories import (COCO_PANOPTIC_CATEGORIES,
                                                        coco_instance_categories,
                                                        coco_stuff_categories,
                                                        coco_thing_categories)
+from mmseg_maskformer.datasets.coco_format import (mask_to_polygons, mask_to_uncompressed_rle,
+                                                   segments_info_from_id_map)
 from mmseg_maskformer.datasets.synthetic_coco import (COCO_STUFF_SUBSET, COCO_THING_SUBSET,
                                                       SYNTHETIC_COCO_CATEGORIES,
-                                                      generate_synthetic_coco, mask_to_polygons,
-                                                      mask_to_uncompressed_rle,
-                                                      render_coco_sample,
-                                                      segments_info_from_id_map)
+                                                      generate_synthetic_coco,
+                                                      render_coco_sample)
 from mmseg_maskformer.utils.panoptic import rgb2id
 
 REPO = Path(__file__).resolve().parents[2]
