@@ -15,8 +15,9 @@ class Mask2FormerDecodeHead(BaseModule):
 
     Args:
         num_classes: Number of classes K.
-        pixel_decoder: Config of a registered pixel decoder; ``in_channels`` and
-            ``strides`` are filled from this head's arguments when missing.
+        pixel_decoder: Config of a registered pixel decoder (returning a
+            ``PixelDecoderOutput``); ``in_channels`` and ``strides`` are filled
+            from this head's arguments when missing.
         transformer_decoder: Keyword arguments of :class:`MaskedAttentionDecoder`
             (``num_classes``, ``in_channels`` and ``mask_dims`` are derived).
         criterion: Config of the loss (e.g. ``MaskFormerCriterion``);
@@ -77,8 +78,8 @@ class Mask2FormerDecodeHead(BaseModule):
         """
         if self.in_index is not None:
             feats = [feats[i] for i in self.in_index]
-        mask_features, memories = self.pixel_decoder(feats)
-        return self.predictor(memories, mask_features)
+        pixel_out = self.pixel_decoder(feats)
+        return self.predictor(pixel_out.multi_scale_features, pixel_out.mask_features)
 
     def loss(self, feats: Sequence[Tensor],
              data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:

@@ -17,22 +17,7 @@ from torch import Tensor, nn
 from mmseg_maskformer.registry import MODELS
 from ..layers import MSDeformAttn, SinePositionalEncoding
 from ..layers.ms_deform_attn import flatten_levels
-
-
-class Conv2dNorm(nn.Conv2d):
-    """Conv2d followed by an optional GroupNorm (``.norm``) and ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 num_groups: int = 32, relu: bool = False) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
-                         bias=False)
-        self.norm = nn.GroupNorm(num_groups, out_channels)
-        self.relu = relu
-        nn.init.kaiming_uniform_(self.weight, a=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.norm(super().forward(x))
-        return F.relu(x) if self.relu else x
+from .base import Conv2dNorm, PixelDecoderOutput, check_num_inputs, check_pixel_decoder_args
 
 
 class DeformableEncoderLayer(nn.Module):
@@ -170,12 +155,7 @@ class MultiScaleDeformablePixelDecoder(BaseModule):
                  common_stride: int = 4,
                  init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if len(in_channels) != len(strides):
-            raise ValueError(f'in_channels {list(in_channels)} and strides {list(strides)} '
-                             'must have the same length (one per backbone output)')
-        if num_transformer_levels > len(in_channels):
-            raise ValueError(f'num_transformer_levels={num_transformer_levels} exceeds the '
-                             f'{len(in_channels)} backbone outputs')
+        check_pixel_decoder_args(in_channels, strides, num_transformer_levels)
         self.in_channels = list(in_channels)
         self.strides = list(strides)
         self.feat_channels = feat_channels
@@ -209,20 +189,21 @@ class MultiScaleDeformablePixelDecoder(BaseModule):
         nn.init.kaiming_uniform_(self.mask_features.weight, a=1)
         nn.init.constant_(self.mask_features.bias, 0)
 
-    def forward(self, feats: Sequence[Tensor]) -> Tuple[Tensor, List[Tensor]]:
+    def forward(self, feats: Sequence[Tensor]) -> PixelDecoderOutput:
         """Decode backbone features.
 
         Args:
             feats: Backbone outputs, fine to coarse, each (B, C_i, H/s_i, W/s_i).
 
         Returns:
-            tuple: ``mask_features`` (B, out_channels, H/4, W/4) and the
-            ``num_transformer_levels`` encoded maps for the decoder, coarse to
-            fine, each (B, feat_channels, H/s, W/s).
+            PixelDecoderOutput: ``mask_features`` (B, out_channels, H/4, W/4);
+            ``multi_scale_features``: the ``num_transformer_levels`` encoded
+            maps, coarse to fine, each (B, feat_channels, H/s, W/s);
+            ``transformer_encoder_features``: the encoded coarsest level (the
+            same tensor as ``multi_scale_features[0]``), as the official
+            decoder returns ``out[0]``.
         """
-        if len(feats) != len(self.in_channels):
-            raise ValueError(f'pixel decoder expects {len(self.in_channels)} feature maps, '
-                             f'got {len(feats)}')
+        check_num_inputs(feats, self.in_channels)
         srcs = [proj(feats[idx]) for proj, idx in zip(self.input_proj, self.transformer_in)]
         pos = [self.pe_layer(s) for s in srcs]
         outs = self.transformer(srcs, pos)
@@ -232,4 +213,4 @@ class MultiScaleDeformablePixelDecoder(BaseModule):
             y = lateral + F.interpolate(y, size=lateral.shape[-2:], mode='bilinear',
                                         align_corners=False)
             y = getattr(self, f'layer_{i + 1}')(y)
-        return self.mask_features(y), outs
+        return PixelDecoderOutput(self.mask_features(y), outs, outs[0])

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from mmseg_maskformer.models.layers.ms_deform_attn import MSDeformAttn
+from mmseg_maskformer.models.pixel_decoders import PixelDecoderOutput
 from mmseg_maskformer.models.pixel_decoders.msdeformattn_pixel_decoder import (
     MultiScaleDeformablePixelDecoder, reference_points)
 
@@ -29,7 +30,7 @@ def _feats(b: int = 2, seed: int = 1, channels=IN_CHANNELS, strides=STRIDES):
 def test_output_shapes():
     decoder = _decoder()
     feats = _feats()
-    mask_features, memories = decoder(feats)
+    mask_features, memories, _ = decoder(feats)
     assert mask_features.shape == (2, 24, IMG[0] // 4, IMG[1] // 4)
     # memories: the 3 transformer levels, coarse to fine (1/32, 1/16, 1/8)
     assert [tuple(m.shape) for m in memories] == [(2, 32, 2, 3), (2, 32, 4, 6), (2, 32, 8, 12)]
@@ -37,10 +38,18 @@ def test_output_shapes():
     assert all(bool(torch.isfinite(m).all()) for m in memories)
 
 
+def test_returns_pixel_decoder_output():
+    """The encoder output at the coarsest level is the official ``out[0]``."""
+    out = _decoder()(_feats())
+    assert isinstance(out, PixelDecoderOutput)
+    assert len(out.multi_scale_features) == 3
+    assert out.transformer_encoder_features is out.multi_scale_features[0]
+    assert out.transformer_encoder_features.shape == (2, 32, IMG[0] // 32, IMG[1] // 32)
+
 def test_each_input_is_used_at_its_level():
     decoder = _decoder()
     feats = [f.requires_grad_(True) for f in _feats()]
-    mask_features, memories = decoder(feats)
+    mask_features, memories, _ = decoder(feats)
     # mask features depend on every input (the stride-4 one through adapter_1)
     mask_features.sum().backward(retain_graph=True)
     assert all(f.grad is not None and f.grad.abs().sum() > 0 for f in feats)
@@ -55,8 +64,8 @@ def test_each_input_is_used_at_its_level():
 def test_batch_independence():
     decoder = _decoder().eval()
     feats = _feats(b=2)
-    mask_features, memories = decoder(feats)
-    single_mask, single_mem = decoder([f[1:] for f in feats])
+    mask_features, memories, _ = decoder(feats)
+    single_mask, single_mem, _ = decoder([f[1:] for f in feats])
     torch.testing.assert_close(single_mask[0], mask_features[1], rtol=1e-4, atol=1e-5)
     for m, s in zip(memories, single_mem):
         torch.testing.assert_close(s[0], m[1], rtol=1e-4, atol=1e-5)
@@ -135,7 +144,7 @@ def test_fpn_adapter_names_follow_official_order():
     assert decoder.num_fpn_levels == 2
     assert decoder.adapter_1.in_channels == IN_CHANNELS[0]
     assert decoder.adapter_2.in_channels == IN_CHANNELS[1]
-    mask_features, memories = decoder(_feats())
+    mask_features, memories, _ = decoder(_feats())
     assert mask_features.shape == (2, 24, IMG[0] // 4, IMG[1] // 4)
     assert [tuple(m.shape[-2:]) for m in memories] == [(2, 3), (4, 6)]
 
