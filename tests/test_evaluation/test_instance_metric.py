@@ -141,3 +141,39 @@ def test_ground_truth_scores_100(tmp_path):
     metric.dataset_meta = dict(classes=tuple(classes))
     metric.process({}, samples)
     assert metric.evaluate(len(samples))['coco/segm_mAP'] == 1.0
+
+
+def test_explicit_label_to_category_id(tmp_path):
+    """Files naming their classes differently are mapped by an explicit id list."""
+    from mmseg_maskformer.evaluation.metrics.instance_metric import explicit_annotation_index
+    cats = {1: dict(name='windowpane'), 2: dict(name='person')}
+    index, cat_ids = explicit_annotation_index([-1, 2, 1], 3, cats)
+    assert index.tolist() == [-1, 0, 1] and cat_ids == [2, 1]
+    with pytest.raises(ValueError, match='entries'):
+        explicit_annotation_index([1], 3, cats)
+    with pytest.raises(ValueError, match=r'\[7\]'):
+        explicit_annotation_index([7, -1, -1], 3, cats)
+    with pytest.raises(ValueError, match='two labels'):
+        explicit_annotation_index([1, 1, -1], 3, cats)
+
+    # renamed classes: name matching would fail, the explicit list scores 100
+    ann_file = instance_file(tmp_path)
+    coco = COCO(str(ann_file))
+    classes, cat_ids, is_thing = panoptic_classes()
+    renamed = [f'class {i}' for i in range(len(classes))]
+    mapping = [cid if thing else -1 for cid, thing in zip(cat_ids, is_thing)]
+    samples = []
+    for img_id in sorted(coco.getImgIds()):
+        anns = [a for a in coco.imgToAnns[img_id] if not a['iscrowd']]
+        masks = torch.from_numpy(np.stack([coco.annToMask(a) for a in anns]).astype(bool))
+        labels = torch.tensor([cat_ids.index(a['category_id']) for a in anns])
+        info = coco.imgs[img_id]
+        samples.append(dict(img_id=img_id, ori_shape=(info['height'], info['width']),
+                            pred_instances=dict(labels=labels,
+                                                scores=torch.linspace(1, 0.5, len(anns)),
+                                                masks=masks, bboxes=torch.zeros(len(anns), 4))))
+    metric = CocoInstanceMetric(ann_file=str(ann_file), metric=['segm'],
+                                label_to_category_id=mapping)
+    metric.dataset_meta = dict(classes=tuple(renamed))
+    metric.process({}, samples)
+    assert metric.evaluate(len(samples))['coco/segm_mAP'] == 1.0

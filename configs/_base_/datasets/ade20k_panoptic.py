@@ -17,6 +17,12 @@ thing_class_ids = [
     108, 110, 111, 112, 115, 116, 118, 119, 120, 121, 123, 124, 125, 126, 127, 129, 130, 132,
     133, 134, 135, 136, 137, 138, 139, 142, 143, 144, 146, 147, 148, 149
 ]
+# the instance file of prepare_ade20k_ins_seg.py numbers the things 1..100 in the order of
+# thing_class_ids and names some of them differently, so labels map to it by id
+instance_category_ids = [
+    thing_class_ids.index(label) + 1 if label in thing_class_ids else -1
+    for label in range(num_classes)
+]
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadPanopticTargets'),
@@ -64,7 +70,7 @@ test_dataloader = val_dataloader
 val_evaluator = [
     dict(type='PanopticQualityMetric'),
     dict(type='CocoInstanceMetric', ann_file=data_root + 'ade20k_instance_val.json',
-         metric=['segm']),
+         metric=['segm'], label_to_category_id=instance_category_ids),
     dict(type='IoUMetric', iou_metrics=['mIoU']),
 ]
 test_evaluator = val_evaluator

@@ -1,5 +1,5 @@
 """Mask and box AP through pycocotools for mask-classification models."""
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -10,7 +10,7 @@ from mmseg_maskformer.registry import METRICS
 
 
 def label_to_annotation_index(classes: Sequence[str], annotation_categories: Dict[int, dict]
-                              ) -> (np.ndarray, List[int]):
+                              ) -> Tuple[np.ndarray, List[int]]:
     """Map the model's contiguous labels to categories of a COCO instance file.
 
     Labels are matched by class name, so one model trained on all classes of a
@@ -45,6 +45,42 @@ def label_to_annotation_index(classes: Sequence[str], annotation_categories: Dic
     return index, cat_ids
 
 
+def explicit_annotation_index(label_to_category_id: Sequence[int], num_classes: int,
+                              annotation_categories: Dict[int, dict]
+                              ) -> Tuple[np.ndarray, List[int]]:
+    """Like :func:`label_to_annotation_index`, from an explicit label -> id list.
+
+    Args:
+        label_to_category_id: Category id per contiguous label, -1 for none.
+        num_classes: Number of dataset classes K (the list's required length).
+        annotation_categories: ``COCO.cats`` of the instance annotation file.
+
+    Returns:
+        ``(index, cat_ids)`` as :func:`label_to_annotation_index`.
+
+    Raises:
+        ValueError: If the list length is not K, an id is absent from the file
+            or an id is given twice.
+    """
+    if len(label_to_category_id) != num_classes:
+        raise ValueError(f'label_to_category_id has {len(label_to_category_id)} entries, '
+                         f'the dataset {num_classes} classes')
+    given = [i for i in label_to_category_id if i >= 0]
+    unknown = sorted(set(given) - {int(i) for i in annotation_categories})
+    if unknown:
+        raise ValueError(f'label_to_category_id names category ids {unknown} that the '
+                         'instance annotation file does not have')
+    if len(set(given)) != len(given):
+        raise ValueError('label_to_category_id maps two labels to one category id')
+    index = np.full(num_classes, -1, dtype=np.int64)
+    cat_ids: List[int] = []
+    for label, cat_id in enumerate(label_to_category_id):
+        if cat_id >= 0:
+            index[label] = len(cat_ids)
+            cat_ids.append(int(cat_id))
+    return index, cat_ids
+
+
 @METRICS.register_module()
 class CocoInstanceMetric(CocoMetric):
     """COCO mask AP and box AP (boxes from the predicted masks) via pycocotools.
@@ -55,25 +91,43 @@ class CocoInstanceMetric(CocoMetric):
     whose classes also include stuff is scored on the things of the file.
     Predictions of classes absent from the file are dropped with a warning.
 
-    Args are those of mmdet's ``CocoMetric``; ``format_only`` with
-    ``outfile_prefix`` writes ``{prefix}.segm.json`` / ``{prefix}.bbox.json`` in
-    the COCO results format for an evaluation server.
+    Args:
+        ann_file: COCO instance annotation file of the evaluated split.
+        label_to_category_id: Optional explicit mapping, the annotation-file
+            category id of every contiguous label (-1 for labels without one),
+            for files whose names differ from the dataset's classes (ADE20K's
+            instance file names its 100 things differently from the panoptic
+            file). Class names are matched when it is None.
+        **kwargs: The other arguments of mmdet's ``CocoMetric``; ``format_only``
+            with ``outfile_prefix`` writes ``{prefix}.segm.json`` /
+            ``{prefix}.bbox.json`` in the COCO results format for an
+            evaluation server.
     """
 
     default_prefix: Optional[str] = 'coco'
 
-    def __init__(self, ann_file: Optional[str] = None, **kwargs) -> None:
+    def __init__(self,
+                 ann_file: Optional[str] = None,
+                 label_to_category_id: Optional[Sequence[int]] = None,
+                 **kwargs) -> None:
         if ann_file is None:
             raise ValueError(f'{type(self).__name__} needs ann_file, the COCO instance '
                              'annotation file of the evaluated split')
         super().__init__(ann_file=ann_file, **kwargs)
+        self.label_to_category_id = (None if label_to_category_id is None else
+                                     [int(i) for i in label_to_category_id])
         self._label_index: Optional[np.ndarray] = None
         self._warned = False
 
     def _mapping(self) -> np.ndarray:
         if self._label_index is None:
-            self._label_index, cat_ids = label_to_annotation_index(
-                self.dataset_meta['classes'], self._coco_api.cats)
+            if self.label_to_category_id is not None:
+                self._label_index, cat_ids = explicit_annotation_index(
+                    self.label_to_category_id, len(self.dataset_meta['classes']),
+                    self._coco_api.cats)
+            else:
+                self._label_index, cat_ids = label_to_annotation_index(
+                    self.dataset_meta['classes'], self._coco_api.cats)
             if self.cat_ids is None:
                 self.cat_ids = cat_ids
         return self._label_index
