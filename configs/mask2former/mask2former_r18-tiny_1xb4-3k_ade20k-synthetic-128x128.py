@@ -6,7 +6,10 @@
 # schedule (1 process x 4 images, 3k iterations, higher learning rate: no pretrained
 # backbone) and model size (ResNet-18 at half width with trainable BN, 64-wide head,
 # 20 queries, 784 points).
-_base_ = './mask2former_r50_8xb2-160k_ade20k-512x512.py'
+_base_ = [
+    './mask2former_r50_8xb2-160k_ade20k-512x512.py',
+    '../_base_/models/mask2former_demo_size.py'
+]
 
 # ---- data -------------------------------------------------------------------
 data_root = 'data/synthetic_ade20k'
@@ -32,33 +35,9 @@ train_dataloader = dict(
 val_dataloader = dict(num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# ---- model size -------------------------------------------------------------
-num_points = 784  # 12544 scaled by the image area (128 / 512) ** 2
-loss_weights = dict(cls_weight=2.0, mask_weight=5.0, dice_weight=5.0)
-model = dict(
-    data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        depth=18,
-        base_channels=32,
-        stem_channels=32,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        init_cfg=None),
-    decode_head=dict(
-        in_channels=[32, 64, 128, 256],
-        pixel_decoder=dict(
-            feat_channels=64,
-            out_channels=64,
-            num_encoder_layers=2,
-            num_heads=4,
-            feedforward_dims=256,
-            num_groups=8),
-        transformer_decoder=dict(
-            embed_dims=64, num_queries=20, num_heads=4, num_layers=3, feedforward_dims=256),
-        criterion=dict(
-            matcher=dict(num_points=num_points, **loss_weights),
-            num_points=num_points,
-            **loss_weights)))
+# ---- model size (shared by the demos) ------------------------------------
+num_points = 784  # as in demo_model (the parent sets 12544)
+model = {{_base_.demo_model}}
 
 # ---- schedule ---------------------------------------------------------------
 max_iters = 3000

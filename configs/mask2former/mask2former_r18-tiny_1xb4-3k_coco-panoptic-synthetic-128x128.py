@@ -3,7 +3,10 @@
 # tools/dataset_converters/synthetic_coco.py), 128 px images with flip as the only
 # augmentation (LSJ's 0.1x scales make 128 px objects vanish), schedule (1 process x
 # 4 images, poly decay, no pretrained backbone) and model size (as the semantic demo).
-_base_ = './mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'
+_base_ = [
+    './mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
+    '../_base_/models/mask2former_demo_size.py'
+]
 
 # ---- data -------------------------------------------------------------------
 data_root = 'data/synthetic_coco/'
@@ -33,33 +36,9 @@ val_evaluator = [
 ]
 test_evaluator = val_evaluator
 
-# ---- model size -------------------------------------------------------------
-num_points = 784  # 12544 scaled by the image area (128 / 512) ** 2
-loss_weights = dict(cls_weight=2.0, mask_weight=5.0, dice_weight=5.0)
-model = dict(
-    data_preprocessor=dict(size=image_size),
-    backbone=dict(
-        depth=18,
-        base_channels=32,
-        stem_channels=32,
-        norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=False,
-        init_cfg=None),
-    decode_head=dict(
-        in_channels=[32, 64, 128, 256],
-        pixel_decoder=dict(
-            feat_channels=64,
-            out_channels=64,
-            num_encoder_layers=2,
-            num_heads=4,
-            feedforward_dims=256,
-            num_groups=8),
-        transformer_decoder=dict(
-            embed_dims=64, num_queries=20, num_heads=4, num_layers=3, feedforward_dims=256),
-        criterion=dict(
-            matcher=dict(num_points=num_points, **loss_weights),
-            num_points=num_points,
-            **loss_weights)))
+# ---- model size (shared by the demos) ------------------------------------
+num_points = 784  # as in demo_model (the parent sets 12544)
+model = {{_base_.demo_model}}
 
 # ---- schedule ---------------------------------------------------------------
 max_iters = 3000

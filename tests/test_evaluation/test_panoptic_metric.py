@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
@@ -66,6 +67,7 @@ def run_metric(metric, dataset, pans):
 def test_gt_as_prediction_scores_100(dataset):
     meta = dataset.metainfo
     pans = [encode_gt(dataset.get_data_info(i), meta) for i in range(len(dataset))]
+    init_default_scope('mmseg_maskformer')  # another test may have left another scope
     metrics = run_metric(METRICS.build(dict(type='PanopticQualityMetric')), dataset, pans)
     assert set(metrics) == {'PQ', 'SQ', 'RQ', 'PQ_th', 'SQ_th', 'RQ_th', 'PQ_st', 'SQ_st',
                             'RQ_st'}
