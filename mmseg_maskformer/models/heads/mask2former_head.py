@@ -1,16 +1,16 @@
 """Mask2Former head: pixel decoder + masked-attention decoder + criterion."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from mmengine.model import BaseModule
-from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from mmseg_maskformer.registry import MODELS
+from .base import MaskClassificationHeadMixin
 from ..decoders import MaskedAttentionDecoder
 
 
 @MODELS.register_module()
-class Mask2FormerDecodeHead(BaseModule):
+class Mask2FormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
     """Mask2Former decode head (semantic, panoptic and instance share it).
 
     Args:
@@ -80,21 +80,3 @@ class Mask2FormerDecodeHead(BaseModule):
             feats = [feats[i] for i in self.in_index]
         pixel_out = self.pixel_decoder(feats)
         return self.predictor(pixel_out.multi_scale_features, pixel_out.mask_features)
-
-    def loss(self, feats: Sequence[Tensor],
-             data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:
-        """Training losses; each sample needs ``gt_instances`` (labels, masks)."""
-        for ds in data_samples:
-            if 'gt_instances' not in ds:
-                raise KeyError('Mask2FormerDecodeHead.loss needs data_samples with '
-                               "gt_instances: load mask targets in the training pipeline "
-                               "(GenerateMaskTargets for semantic maps, LoadPanopticTargets "
-                               "or mmdet's LoadAnnotations(with_mask=True)) before "
-                               'PackMaskFormerInputs')
-        cls_preds, mask_preds = self(feats)
-        return self.criterion(cls_preds, mask_preds, [ds.gt_instances for ds in data_samples])
-
-    def predict(self, feats: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Final-layer predictions: class logits (B, Q, K + 1), masks (B, Q, H/4, W/4)."""
-        cls_preds, mask_preds = self(feats)
-        return cls_preds[-1], mask_preds[-1]

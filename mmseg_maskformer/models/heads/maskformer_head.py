@@ -14,10 +14,10 @@ import inspect
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.model import BaseModule
-from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS
+from .base import MaskClassificationHeadMixin
 from ..decoders import StandardTransformerDecoder
 
 TRANSFORMER_IN_FEATURES = ('res5', 'transformer_encoder', 'multi_scale_pixel_decoder')
@@ -49,7 +49,7 @@ def _accepts(cfg_type: Any, arg: str) -> bool:
 
 
 @MODELS.register_module()
-class MaskFormerDecodeHead(BaseModule):
+class MaskFormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
     """MaskFormer v1 decode head (semantic and panoptic share it).
 
     Args:
@@ -176,21 +176,3 @@ class MaskFormerDecodeHead(BaseModule):
             raise RuntimeError(f"transformer_in_feature='multi_scale_pixel_decoder' needs "
                                f'multi-scale features, but {name} returns none')
         return outputs.multi_scale_features[0]
-
-    def loss(self, feats: Sequence[Tensor],
-             data_samples: Sequence[SegDataSample]) -> Dict[str, Tensor]:
-        """Training losses; each sample needs ``gt_instances`` (labels, masks)."""
-        for ds in data_samples:
-            if 'gt_instances' not in ds:
-                raise KeyError('MaskFormerDecodeHead.loss needs data_samples with '
-                               'gt_instances: load mask targets in the training pipeline '
-                               '(GenerateMaskTargets for semantic maps, LoadPanopticTargets '
-                               "or mmdet's LoadAnnotations(with_mask=True)) before "
-                               'PackMaskFormerInputs')
-        cls_preds, mask_preds = self(feats)
-        return self.criterion(cls_preds, mask_preds, [ds.gt_instances for ds in data_samples])
-
-    def predict(self, feats: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Final-layer predictions: class logits (B, Q, K + 1), masks (B, Q, H/4, W/4)."""
-        cls_preds, mask_preds = self(feats)
-        return cls_preds[-1], mask_preds[-1]
