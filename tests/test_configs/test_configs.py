@@ -29,11 +29,12 @@ def num_params(model: torch.nn.Module) -> float:
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.name)
 def test_config_builds_tiny_and_runs(config):
     """Build with a tiny head and run one loss step and one prediction at 64x64."""
-    overrides = {
-        'model.backbone.init_cfg': None,
-        'model.decode_head.transformer_decoder.num_queries': 4,
-    }
-    if Config.fromfile(str(config)).model.decode_head.get('criterion') is not None:
+    head = Config.fromfile(str(config)).model.decode_head
+    overrides = {'model.backbone.init_cfg': None}
+    if 'num_queries' in head.get('transformer_decoder', {}):
+        # fewer queries (per-pixel heads have none, or one per class)
+        overrides['model.decode_head.transformer_decoder.num_queries'] = 4
+    if head.get('criterion') is not None:
         # point-sampled losses: fewer points (full-mask criteria have none)
         overrides.update({
             'model.decode_head.criterion.num_points': 64,
@@ -105,6 +106,8 @@ def test_config_pipelines_and_evaluators_resolve(config):
     ('maskformer_swin-s_8xb2-160k_ade20k-512x512.py', 63),
     ('maskformer_swin-b-in21k-384_8xb2-160k_ade20k-640x640.py', 102),
     ('maskformer_swin-l-in21k-384_8xb2-160k_ade20k-640x640.py', 212),
+    ('per-pixel-baseline_r50_8xb2-160k_ade20k-512x512.py', 31),
+    ('per-pixel-baseline-plus_r50_8xb2-160k_ade20k-512x512.py', 41),
 ])
 def test_full_size_parameter_count(name, expected):
     model = build(next(CONFIG_DIR.rglob(name)), **{'model.backbone.init_cfg': None})

@@ -23,7 +23,7 @@ NaN). Targets come from ``gt_sem_seg``, or, when a sample has none, from its
 ``gt_instances`` painted into a map (unpainted pixels ignored), so the same
 data pipelines serve these heads and the mask-classification heads.
 
-Inference through :class:`MaskFormerSegmentor` (unchanged): ``predict``
+Inference through :class:`MaskFormerSegmentor`, like every head: ``predict``
 returns K *pseudo-queries*, query k being class k, that the segmentor's
 semantic post-processing turns back into per-pixel scores:
 
@@ -34,8 +34,8 @@ semantic post-processing turns back into per-pixel scores:
   per-pixel shift ``logsumexp`` is the same for every class and bilinear
   resizing is linear with the same weights for every class, so after the
   segmentor's resizing (to the padded input, crop, to the original size) the
-  semantic map is exactly the argmax of the official pipeline's bilinearly
-  resized logits. The scores are ``q / (1 + q)`` with ``q`` the softmax of
+  semantic map is the argmax of the official pipeline's bilinearly resized
+  logits (exactly, but for float rounding at near-ties). The scores are ``q / (1 + q)`` with ``q`` the softmax of
   those resized logits times a per-pixel factor in (0, 1] (1 where nothing is
   resized): ``q = s / (1 - s)`` normalised over the classes gives back the
   softmax exactly. Scores never saturate at 1 (``log_softmax <= 0``); only
