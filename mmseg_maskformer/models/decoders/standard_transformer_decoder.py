@@ -209,24 +209,36 @@ class StandardTransformerDecoder(nn.Module):
             per layer, each (B, Q, H/4, W/4); ``num_layers`` entries, the last
             one is the final prediction.
         """
-        self._check_inputs(memory, mask_features)
-        batch = memory.shape[0]
-        pos = self.pe_layer(memory).flatten(2).transpose(1, 2)  # (B, S, C)
-        src = self.input_proj(memory).flatten(2).transpose(1, 2)  # (B, S, C)
-        query_pos = self.query_embed.weight.unsqueeze(0).expand(batch, -1, -1)
-        tgt = torch.zeros_like(query_pos)
-        hs = self.transformer.decoder(tgt, src, pos=pos, query_pos=query_pos)  # (L, B, Q, C)
+        hs = self.decode_queries(memory, mask_features)  # (L, B, Q, C)
         cls_preds = self.class_embed(hs)
         mask_preds = torch.einsum('lbqc,bchw->lbqhw', self.mask_embed(hs), mask_features)
         return list(cls_preds.unbind(0)), list(mask_preds.unbind(0))
 
+    def decode_queries(self, memory: Tensor, mask_features: Tensor) -> Tensor:
+        """Run the DETR decoder: the normalised query states of every layer.
+
+        Args:
+            memory: Memory map, shape (B, in_channels, H_m, W_m).
+            mask_features: Per-pixel embeddings (only checked here),
+                shape (B, mask_dims, H/4, W/4).
+
+        Returns:
+            Query states, shape (L, B, Q, embed_dims).
+        """
+        self._check_inputs(memory, mask_features)
+        pos = self.pe_layer(memory).flatten(2).transpose(1, 2)  # (B, S, C)
+        src = self.input_proj(memory).flatten(2).transpose(1, 2)  # (B, S, C)
+        query_pos = self.query_embed.weight.unsqueeze(0).expand(memory.shape[0], -1, -1)
+        return self.transformer.decoder(torch.zeros_like(query_pos), src, pos=pos,
+                                        query_pos=query_pos)
+
     def _check_inputs(self, memory: Tensor, mask_features: Tensor) -> None:
         """Raise a readable error for inputs of the wrong rank or width."""
         if memory.dim() != 4 or memory.shape[1] != self.in_channels:
-            raise ValueError(f'StandardTransformerDecoder expects a memory map of shape (B, '
+            raise ValueError(f'{type(self).__name__} expects a memory map of shape (B, '
                              f'{self.in_channels}, H, W), got {tuple(memory.shape)}')
         if mask_features.dim() != 4 or mask_features.shape[1] != self.mask_dims:
-            raise ValueError(f'StandardTransformerDecoder expects mask features of shape (B, '
+            raise ValueError(f'{type(self).__name__} expects mask features of shape (B, '
                              f'{self.mask_dims}, H, W), got {tuple(mask_features.shape)}')
         if mask_features.shape[0] != memory.shape[0]:
             raise ValueError(f'batch sizes differ: memory {memory.shape[0]}, mask features '

@@ -55,8 +55,7 @@ from mmseg.structures import SegDataSample
 from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS
-from ..decoders import DETRDecoder
-from ..layers import MLP, SinePositionalEncoding
+from ..decoders import StandardTransformerDecoder
 
 DEFAULT_PIXEL_DECODER: Dict[str, Any] = dict(type='FPNPixelDecoder')
 TRANSFORMER_IN_FEATURES = ('res5', 'transformer_encoder')
@@ -150,7 +149,7 @@ def per_pixel_to_mask_classification(seg_logits: Tensor) -> Tuple[Tensor, Tensor
 
 
 # -------------------------------------------------------- transformer predictor (+)
-class PerPixelTransformerDecoder(nn.Module):
+class PerPixelTransformerDecoder(StandardTransformerDecoder):
     """Class queries -> per-pixel class logits (official ``TransformerPredictor``
     with ``mask_classification=False``; built directly, not registered).
 
@@ -188,27 +187,11 @@ class PerPixelTransformerDecoder(nn.Module):
                  pre_norm: bool = False,
                  enforce_input_proj: bool = False,
                  return_intermediate: bool = True) -> None:
-        super().__init__()
-        if embed_dims % num_heads or embed_dims % 2:
-            raise ValueError(f'embed_dims={embed_dims} must be even and divisible by '
-                             f'num_heads={num_heads}')
-        if num_layers < 1:
-            raise ValueError(f'num_layers must be at least 1, got {num_layers}')
-        self.in_channels = in_channels
-        self.mask_dims = mask_dims
+        super().__init__(in_channels, num_classes, embed_dims, num_classes, num_heads,
+                         num_layers, feedforward_dims, mask_dims, dropout, pre_norm,
+                         enforce_input_proj)
+        del self.class_embed  # one query per class: no classification
         self.return_intermediate = return_intermediate
-        self.pe_layer = SinePositionalEncoding(embed_dims // 2, normalize=True)
-        self.transformer = nn.Module()  # holds ``decoder`` only: official key names
-        self.transformer.decoder = DETRDecoder(num_layers, embed_dims, num_heads,
-                                               feedforward_dims, dropout, pre_norm)
-        self.query_embed = nn.Embedding(num_classes, embed_dims)
-        if in_channels != embed_dims or enforce_input_proj:
-            self.input_proj: nn.Module = nn.Conv2d(in_channels, embed_dims, kernel_size=1)
-            nn.init.kaiming_uniform_(self.input_proj.weight, a=1)  # c2_xavier_fill
-            nn.init.constant_(self.input_proj.bias, 0)
-        else:
-            self.input_proj = nn.Identity()
-        self.mask_embed = MLP(embed_dims, embed_dims, mask_dims, 3)
 
     def forward(self, memory: Tensor, mask_features: Tensor) -> List[Tensor]:
         """Per-pixel class logits.
@@ -221,17 +204,7 @@ class PerPixelTransformerDecoder(nn.Module):
             Class logits (B, K, H/4, W/4) per layer (L entries, the last
             final) or of the last layer only (one entry).
         """
-        if memory.dim() != 4 or memory.shape[1] != self.in_channels:
-            raise ValueError(f'PerPixelTransformerDecoder expects a memory map of shape (B, '
-                             f'{self.in_channels}, H, W), got {tuple(memory.shape)}')
-        if mask_features.dim() != 4 or mask_features.shape[1] != self.mask_dims:
-            raise ValueError(f'PerPixelTransformerDecoder expects mask features of shape (B, '
-                             f'{self.mask_dims}, H, W), got {tuple(mask_features.shape)}')
-        pos = self.pe_layer(memory).flatten(2).transpose(1, 2)  # (B, S, C)
-        src = self.input_proj(memory).flatten(2).transpose(1, 2)  # (B, S, C)
-        query_pos = self.query_embed.weight.unsqueeze(0).expand(memory.shape[0], -1, -1)
-        hs = self.transformer.decoder(torch.zeros_like(query_pos), src, pos=pos,
-                                      query_pos=query_pos)  # (L, B, K, C)
+        hs = self.decode_queries(memory, mask_features)  # (L, B, K, C)
         if not self.return_intermediate:
             hs = hs[-1:]
         logits = torch.einsum('lbqc,bchw->lbqhw', self.mask_embed(hs), mask_features)

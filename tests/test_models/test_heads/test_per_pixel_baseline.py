@@ -319,8 +319,16 @@ def test_segmentor_semantic_map_is_the_argmax_of_the_per_pixel_logits():
         pred = model(inputs, [SegDataSample(metainfo=meta)], mode='predict')[0]
         logits = model.decode_head.predict_seg_logits(model.extract_feat(inputs))[0]
     assert pred.seg_logits.data.shape == (K, 90, 135)
-    assert torch.equal(pred.pred_sem_seg.data[0],
-                       _official_pipeline_argmax(logits, (60, 90), (90, 135)))
+    official = _official_pipeline_argmax(logits, (60, 90), (90, 135))
+    differ = pred.pred_sem_seg.data[0] != official
+    # float32 rounding may flip only pixels whose two best official logits tie to 1e-5
+    x = F.interpolate(logits[None].double(), scale_factor=4, mode='bilinear',
+                      align_corners=False)[..., :60, :90]
+    top2 = F.interpolate(x, size=(90, 135), mode='bilinear', align_corners=False)[0].topk(
+        2, dim=0).values
+    near_tie = (top2[0] - top2[1]) < 1e-5
+    assert not bool((differ & ~near_tie).any())
+    assert int(differ.sum()) <= 3
 
 
 # --------------------------------------------------------- official names and sizes
