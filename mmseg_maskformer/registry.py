@@ -12,6 +12,9 @@ queried (together with the parent's locations) and configs need no
 Our names never repeat a name mmseg or mmdet registers, so nothing in either
 package is shadowed.
 """
+import difflib
+from typing import Any, List
+
 import mmdet.registry  # noqa: F401  (creates the 'mmdet' scope for 'mmdet.' lookups)
 from mmengine.registry import Registry
 from mmseg.registry import DATA_SAMPLERS as MMSEG_DATA_SAMPLERS
@@ -39,6 +42,56 @@ from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS
 SCOPE = 'mmseg_maskformer'
 
 
+def known_names(registry: Registry) -> List[str]:
+    """Every type name ``registry`` can build from our scope.
+
+    Names of our registry and its parents as written in a config, and those of
+    the other scopes (mmdet, ...) under their ``scope.`` prefix.
+    """
+    ancestors = _ancestors(registry)
+    others: List[Registry] = []
+    pending = [ancestors[-1]]
+    while pending:  # every registry of this kind in any scope
+        node = pending.pop()
+        others.extend(node.children.values())
+        pending.extend(node.children.values())
+    others = [r for r in others if all(r is not a for a in ancestors)]
+    for node in ancestors + others:
+        node.import_from_location()
+    names = {name for node in ancestors for name in node.module_dict}
+    names.update(f'{node.scope}.{name}' for node in others for name in node.module_dict)
+    return sorted(names)
+
+
+def _ancestors(registry: Registry) -> List[Registry]:
+    chain = [registry]
+    while chain[-1].parent is not None:
+        chain.append(chain[-1].parent)
+    return chain
+
+
+class SuggestingRegistry(Registry):
+    """A registry whose "type not found" error lists the closest known names."""
+
+    def build(self, cfg: dict, *args, **kwargs) -> Any:
+        """Build ``cfg``; an unknown ``type`` raises a KeyError with suggestions."""
+        try:
+            return super().build(cfg, *args, **kwargs)
+        except KeyError as error:
+            obj_type = cfg.get('type') if isinstance(cfg, dict) else None
+            message = str(error.args[0]) if error.args else ''
+            if not isinstance(obj_type, str) or not message.startswith(
+                    f'{obj_type} is not in the'):
+                raise
+            names = known_names(self)
+            close = difflib.get_close_matches(obj_type, names, n=5, cutoff=0.6)
+            close += [n for n in names if n.lower() == obj_type.lower() and n not in close]
+            hint = (f'close names: {", ".join(close)}' if close else
+                    f'no close name among the {len(names)} known ones')
+            raise KeyError(f'unknown {self.name} type {obj_type!r} in the {SCOPE} scope; '
+                           f'{hint}') from error
+
+
 def _child(name: str, parent: Registry, locations: list) -> Registry:
     """A child of ``parent`` that imports our ``locations`` and the parent's.
 
@@ -46,8 +99,8 @@ def _child(name: str, parent: Registry, locations: list) -> Registry:
     parent's (e.g. ``mmseg.visualization``) are added here: mmseg modules then
     resolve from our scope without any ``custom_imports``.
     """
-    return Registry(name, parent=parent, scope=SCOPE,
-                    locations=list(locations) + list(parent._locations))
+    return SuggestingRegistry(name, parent=parent, scope=SCOPE,
+                              locations=list(locations) + list(parent._locations))
 
 
 RUNNERS = _child('runner', MMSEG_RUNNERS, ['mmseg_maskformer.engine'])

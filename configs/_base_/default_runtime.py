@@ -11,3 +11,5 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
+# a model num_classes that differs from the dataset's classes fails before training/testing
+custom_hooks = [dict(type='NumClassesCheckHook')]

@@ -114,3 +114,17 @@ def test_sigkill_then_resume_continues_from_last_checkpoint(dataset, tmp_path):
     log = proc.stdout + proc.stderr
     assert f'resumed epoch: 0, iter: {last_iter}' in log
     assert checkpoint_iter(str(work_dir / f'iter_{last_iter + 2}.pth')) == last_iter + 2
+
+
+@pytest.mark.slow
+def test_wrong_num_classes_fails_before_training(dataset, tmp_path):
+    """The default NumClassesCheckHook stops the run with the fix in the message."""
+    config = write_config(tmp_path / 'tiny.py', dataset, max_iters=2)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', config, '--work-dir', str(tmp_path / 'work'),
+         '--cfg-options', 'model.decode_head.num_classes=100'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert 'num_classes=100 but the train dataset ADE20KDataset has 150 classes' in proc.stderr
+    assert not list((tmp_path / 'work').glob('*.pth'))  # nothing was trained
