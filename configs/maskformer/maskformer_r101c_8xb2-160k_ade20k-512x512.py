@@ -1,10 +1,13 @@
 # MaskFormer R-101c, ADE20K-150 semantic, official recipe. Paper: 46.0 mIoU (48.1 ms+flip).
-# R101c is Detectron2's "R-103": a ResNet-101 whose stem is three 3x3 convs (3->32 stride 2,
-# 32->32, 32->64), which is mmseg's ResNetV1c layout. The official run starts from
-# Detectron2's R-103.pkl; mmseg's ImageNet ResNetV1c-101 weights are the default here.
+# R101c is Detectron2's DeepLab "R-103": a ResNet-101 whose stem is three 3x3 convs
+# (3->64 stride 2, 64->64, 64->128, i.e. mmseg's ResNetV1c with 128 stem channels) and
+# whose res5 blocks are dilated 1, 2, 4 (multi-grid, stride kept). Its ImageNet weights are
+# Detectron2's R-103.pkl, converted to mmseg ResNetV1c keys under pretrain/.
 _base_ = './maskformer_r50_8xb2-160k_ade20k-512x512.py'
 model = dict(
     backbone=dict(
         type='ResNetV1c',
         depth=101,
-        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://resnet101_v1c')))
+        stem_channels=128,
+        multi_grid=(1, 2, 4),
+        init_cfg=dict(type='Pretrained', checkpoint='pretrain/R-103_mmseg.pth')))
