@@ -99,6 +99,12 @@ def test_config_pipelines_and_evaluators_resolve(config):
     ('mask2former_r50_8xb2-160k_ade20k-512x512.py', 44.0),
     ('mask2former_swin-t_8xb2-160k_ade20k-512x512.py', 47.4),
     ('mask2former_r50_8xb2-lsj-50e_coco-panoptic.py', 44.0),
+    # Mask2Former paper, millions rounded to integers
+    ('mask2former_r101_8xb2-lsj-50e_coco-panoptic.py', 63),
+    ('mask2former_swin-s_8xb2-lsj-50e_coco-panoptic.py', 69),
+    ('mask2former_swin-b-in21k-384_8xb2-lsj-50e_coco-panoptic.py', 107),
+    ('mask2former_swin-l-in21k-384_16xb1-lsj-100e_coco-panoptic.py', 216),
+    ('mask2former_swin-l-in21k-384_16xb1-160k_ade20k-panoptic-640x640.py', 216),
     ('maskformer_r50_8xb2-160k_ade20k-512x512.py', 41.3),
     # MaskFormer paper (Table 1), millions rounded to integers
     ('maskformer_r101_8xb2-160k_ade20k-512x512.py', 60),
@@ -106,6 +112,10 @@ def test_config_pipelines_and_evaluators_resolve(config):
     ('maskformer_swin-s_8xb2-160k_ade20k-512x512.py', 63),
     ('maskformer_swin-b-in21k-384_8xb2-160k_ade20k-640x640.py', 102),
     ('maskformer_swin-l-in21k-384_8xb2-160k_ade20k-640x640.py', 212),
+    ('maskformer_r50_64xb1-554k_coco-panoptic.py', 45),
+    ('maskformer_swin-t_64xb1-554k_coco-panoptic.py', 42),
+    ('maskformer_swin-b-in21k-384_64xb1-554k_coco-panoptic.py', 102),
+    ('maskformer_swin-l-in21k-384_64xb1-554k_coco-panoptic.py', 212),
     ('per-pixel-baseline_r50_8xb2-160k_ade20k-512x512.py', 31),
     ('per-pixel-baseline-plus_r50_8xb2-160k_ade20k-512x512.py', 41),
 ])
