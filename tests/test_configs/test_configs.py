@@ -26,11 +26,31 @@ def num_params(model: torch.nn.Module) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 
 
+def tiny_backbone(backbone: dict) -> dict:
+    """Overrides that shrink a config's backbone (same family, few and narrow layers)."""
+    if backbone['type'] in ('ResNet', 'ResNetV1c', 'ResNetV1d'):
+        return {
+            'model.backbone.depth': 18,
+            'model.backbone.base_channels': 8,
+            'model.backbone.stem_channels': 8,
+            'model.decode_head.in_channels': [8, 16, 32, 64],
+        }
+    if backbone['type'] == 'SwinTransformer':
+        return {
+            'model.backbone.embed_dims': 24,
+            'model.backbone.depths': [2, 2, 2, 2],
+            'model.backbone.num_heads': [1, 2, 4, 8],
+            'model.decode_head.in_channels': [24, 48, 96, 192],
+        }
+    return {}
+
+
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.name)
 def test_config_builds_tiny_and_runs(config):
-    """Build with a tiny head and run one loss step and one prediction at 64x64."""
-    head = Config.fromfile(str(config)).model.decode_head
-    overrides = {'model.backbone.init_cfg': None}
+    """Build with a small backbone and head; run one loss step and one prediction at 64x64."""
+    cfg = Config.fromfile(str(config))
+    head = cfg.model.decode_head
+    overrides = {'model.backbone.init_cfg': None, **tiny_backbone(cfg.model.backbone)}
     if 'num_queries' in head.get('transformer_decoder', {}):
         # fewer queries (per-pixel heads have none, or one per class)
         overrides['model.decode_head.transformer_decoder.num_queries'] = 4
