@@ -1,6 +1,7 @@
 # ADE20K instance segmentation (100 thing classes) in the layout written by the official
 # preparation script (prepare_ade20k_ins_seg.py): images/{training,validation}/*.jpg and
-# ade20k_instance_{train,val}.json (COCO instance format, category ids 1..100).
+# ade20k_instance_{train,val}.json (COCO instance format; category ids are the 0-based
+# SceneParse150 ids of the 100 things, names below; mmdet matches them by name).
 # Read with mmdet's CocoDataset; official augmentation: short-side jitter
 # {0.5..2.0} x 640 (long side <= 2560), crop 640, flip, photometric distortion.
 dataset_type = 'mmdet.CocoDataset'

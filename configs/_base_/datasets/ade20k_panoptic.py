@@ -17,11 +17,11 @@ thing_class_ids = [
     108, 110, 111, 112, 115, 116, 118, 119, 120, 121, 123, 124, 125, 126, 127, 129, 130, 132,
     133, 134, 135, 136, 137, 138, 139, 142, 143, 144, 146, 147, 148, 149
 ]
-# the instance file of prepare_ade20k_ins_seg.py numbers the things 1..100 in the order of
-# thing_class_ids and names some of them differently, so labels map to it by id
+# the instance file of prepare_ade20k_ins_seg.py (and of our converter) gives each thing its
+# 0-based SceneParse150 id, shared with the panoptic file, but names some things differently
+# ("windowpane" for "window "), so labels map to it by id, not by name
 instance_category_ids = [
-    thing_class_ids.index(label) + 1 if label in thing_class_ids else -1
-    for label in range(num_classes)
+    label if label in thing_class_ids else -1 for label in range(num_classes)
 ]
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -1,0 +1,9 @@
+"""Converters from raw dataset releases to the formats our datasets read."""
+from .ade20k_panoptic import (ADE20K_SEM_SEG_CATEGORIES, ade20k_instance_categories,
+                              ade20k_panoptic_categories, convert_split,
+                              instances_from_annotation, panoptic_from_annotations)
+
+__all__ = [
+    'ADE20K_SEM_SEG_CATEGORIES', 'ade20k_panoptic_categories', 'ade20k_instance_categories',
+    'panoptic_from_annotations', 'instances_from_annotation', 'convert_split'
+]
