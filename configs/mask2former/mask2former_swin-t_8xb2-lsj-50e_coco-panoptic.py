@@ -3,34 +3,13 @@
 # position tables). Reported (mmdetection): PQ 53.4, box AP 46.3, mask AP 43.4.
 _base_ = [
     '../_base_/models/mask2former_r50.py', '../_base_/datasets/coco_panoptic_lsj.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_lsj_50e_swin.py'
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_lsj_50e_swin.py',
+    '../_base_/models/swin_backbones.py'
 ]
 # Official Swin release (swin_tiny_patch4_window7_224.pth) converted for mmseg's Swin.
-pretrained = 'pretrain/swin_tiny_patch4_window7_224.pth'
 model = dict(
     data_preprocessor=dict(size={{_base_.image_size}}),
-    backbone=dict(
-        _delete_=True,
-        type='SwinTransformer',
-        pretrain_img_size=224,
-        embed_dims=96,
-        patch_size=4,
-        window_size=7,
-        mlp_ratio=4,
-        depths=[2, 2, 6, 2],
-        num_heads=[3, 6, 12, 24],
-        strides=(4, 2, 2, 2),
-        out_indices=(0, 1, 2, 3),
-        qkv_bias=True,
-        qk_scale=None,
-        patch_norm=True,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.3,
-        use_abs_pos_embed=False,
-        act_cfg=dict(type='GELU'),
-        norm_cfg=dict(type='LN'),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    backbone={{_base_.swin_t}},
     decode_head=dict(num_classes={{_base_.num_classes}}, in_channels=[96, 192, 384, 768]),
     test_cfg=dict(
         semantic_on=True,

@@ -3,32 +3,10 @@
 # transformer decoder on res5, AdamW lr 6e-5, weight decay 0.01 (none on norms, position
 # tables and query embeddings), backbone at the full learning rate, 1500-iteration linear
 # warm-up. Paper: 47.7 PQ, 42M parameters.
-_base_ = './maskformer_r50_64xb1-554k_coco-panoptic.py'
+_base_ = ['./maskformer_r50_64xb1-554k_coco-panoptic.py', '../_base_/models/swin_backbones.py']
 # Official Swin release converted for mmseg's SwinTransformer.
-pretrained = 'pretrain/swin_tiny_patch4_window7_224.pth'
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SwinTransformer',
-        pretrain_img_size=224,
-        embed_dims=96,
-        patch_size=4,
-        window_size=7,
-        mlp_ratio=4,
-        depths=[2, 2, 6, 2],
-        num_heads=[3, 6, 12, 24],
-        strides=(4, 2, 2, 2),
-        out_indices=(0, 1, 2, 3),
-        qkv_bias=True,
-        qk_scale=None,
-        patch_norm=True,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.3,
-        use_abs_pos_embed=False,
-        act_cfg=dict(type='GELU'),
-        norm_cfg=dict(type='LN'),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    backbone={{_base_.swin_t}},
     decode_head=dict(
         in_channels=[96, 192, 384, 768],
         pixel_decoder=dict(_delete_=True, type='FPNPixelDecoder', feat_channels=256,
