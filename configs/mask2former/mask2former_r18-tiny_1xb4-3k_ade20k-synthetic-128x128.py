@@ -17,6 +17,7 @@ crop_size = (128, 128)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
     dict(type='RandomFlip', prob=0.5),
     dict(type='GenerateMaskTargets'),
@@ -26,6 +27,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),
     dict(type='PackMaskFormerInputs'),
 ]
 train_dataloader = dict(

@@ -7,6 +7,7 @@ num_classes = 150
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegMap', num_classes=num_classes),
     # official short-side jitter: {0.5, 0.6, ..., 2.0} x 512, long side <= 2048
     dict(type='RandomChoiceResize',
          scales=[int(crop_size[0] * x * 0.1) for x in range(5, 21)],
@@ -23,6 +24,7 @@ test_pipeline = [
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     # annotations are loaded after Resize: evaluation is at the original size
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegMap', num_classes=num_classes),
     dict(type='PackMaskFormerInputs'),
 ]
 train_dataloader = dict(

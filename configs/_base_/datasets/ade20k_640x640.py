@@ -6,6 +6,7 @@ crop_size = (640, 640)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),
     dict(type='RandomChoiceResize',
          scales=[int(crop_size[0] * x * 0.1) for x in range(5, 21)],
          resize_type='ResizeShortestEdge',
@@ -20,6 +21,7 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),
     dict(type='PackMaskFormerInputs'),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
