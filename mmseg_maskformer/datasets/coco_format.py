@@ -12,7 +12,7 @@ import numpy as np
 from mmseg_maskformer.utils.panoptic import VOID
 
 __all__ = [
-    'segments_info_from_id_map', 'mask_to_uncompressed_rle', 'mask_to_polygons',
+    'mask_bbox', 'segments_info_from_id_map', 'mask_to_uncompressed_rle', 'mask_to_polygons',
     'instance_annotations'
 ]
 
@@ -38,14 +38,20 @@ def segments_info_from_id_map(id_map: np.ndarray, segments: Sequence[dict]) -> L
         raise ValueError(f'segment ids {sorted(unknown)} are not listed in segments')
     infos = []
     for seg in segments:
-        ys, xs = np.nonzero(id_map == seg['id'])
-        if not len(xs):
+        mask = id_map == seg['id']
+        area = int(mask.sum())
+        if not area:
             continue
-        x0, y0 = int(xs.min()), int(ys.min())
-        bbox = [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1]
         infos.append(dict(id=int(seg['id']), category_id=int(seg['category_id']),
-                          iscrowd=int(seg['iscrowd']), bbox=bbox, area=int(len(xs))))
+                          iscrowd=int(seg['iscrowd']), bbox=mask_bbox(mask), area=area))
     return infos
+
+
+def mask_bbox(mask: np.ndarray) -> List[int]:
+    """COCO ``[x, y, w, h]`` of the pixels of a non-empty boolean mask (H, W)."""
+    ys, xs = np.nonzero(mask)
+    x0, y0 = int(xs.min()), int(ys.min())
+    return [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1]
 
 
 def mask_to_uncompressed_rle(mask: np.ndarray) -> dict:

@@ -285,7 +285,14 @@ def _expected_files(root: str, counts: Dict[str, int]) -> List[str]:
     return files
 
 
-def _read_meta(root: str) -> Optional[dict]:
+def read_generator_meta(root: str, format_name: str = FORMAT_NAME) -> Optional[dict]:
+    """The ``meta.json`` a synthetic-data generator left in ``root``, or None.
+
+    Args:
+        root: Dataset root.
+        format_name: The generator's format; a meta file of another format
+            (or none, or an unreadable one) gives None.
+    """
     path = osp.join(root, 'meta.json')
     if not osp.isfile(path):
         return None
@@ -294,7 +301,7 @@ def _read_meta(root: str) -> Optional[dict]:
             meta = json.load(f)
     except (OSError, ValueError):
         return None
-    return meta if isinstance(meta, dict) and meta.get('format') == FORMAT_NAME else None
+    return meta if isinstance(meta, dict) and meta.get('format') == format_name else None
 
 
 def _clear_previous(root: str, meta: Optional[dict]) -> None:
@@ -374,7 +381,7 @@ def generate_synthetic_ade20k(root: str,
     params = dict(num_train=int(num_train), num_val=int(num_val), img_size=[int(s) for s in size],
                   seed=int(seed), jpeg_quality=int(jpeg_quality))
     counts = {'training': params['num_train'], 'validation': params['num_val']}
-    meta = _read_meta(root)
+    meta = read_generator_meta(root)
     if (meta is not None and meta.get('version') == FORMAT_VERSION
             and meta.get('params') == params
             and all(osp.isfile(p) for p in _expected_files(root, counts))):

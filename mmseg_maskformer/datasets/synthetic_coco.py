@@ -54,7 +54,7 @@ from .coco_categories import COCO_PANOPTIC_CATEGORIES, coco_instance_categories
 from .coco_format import (instance_annotations, mask_to_polygons, mask_to_uncompressed_rle,
                           segments_info_from_id_map)
 from .synthetic import (_random_colour, _split_regions, checker_texture, cloud_texture,
-                        shape_mask, stripes_texture)
+                        read_generator_meta, shape_mask, stripes_texture)
 
 __all__ = [
     'COCO_STUFF_SUBSET', 'COCO_THING_SUBSET', 'SYNTHETIC_COCO_CATEGORIES', 'render_coco_sample',
@@ -298,18 +298,6 @@ def _expected_files(root: str, counts: Dict[str, int]) -> List[str]:
     return files
 
 
-def _read_meta(root: str) -> Optional[dict]:
-    path = osp.join(root, 'meta.json')
-    if not osp.isfile(path):
-        return None
-    try:
-        with open(path, encoding='utf-8') as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) and meta.get('format') == FORMAT_NAME else None
-
-
 def _write_meta(root: str, params: dict, summary: Optional[dict]) -> None:
     """Record the parameters; ``summary`` is None while the files are being written."""
     meta = dict(format=FORMAT_NAME, version=FORMAT_VERSION, params=params,
@@ -456,7 +444,7 @@ def generate_synthetic_coco(root: str,
     params = dict(num_train=int(num_train), num_val=int(num_val), img_size=[int(s) for s in size],
                   seed=int(seed), jpeg_quality=int(jpeg_quality))
     counts = {'train2017': params['num_train'], 'val2017': params['num_val']}
-    meta = _read_meta(root)
+    meta = read_generator_meta(root, FORMAT_NAME)
     if (meta is not None and meta.get('version') == FORMAT_VERSION and meta.get('complete')
             and meta.get('params') == params
             and all(osp.isfile(p) for p in _expected_files(root, counts))):

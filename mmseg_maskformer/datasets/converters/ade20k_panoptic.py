@@ -36,6 +36,7 @@ import pycocotools.mask as mask_util
 from PIL import Image
 
 from mmseg_maskformer.utils.panoptic import id2rgb
+from ..coco_format import mask_bbox
 
 __all__ = [
     'ADE20K_SEM_SEG_CATEGORIES', 'ADE20K_PALETTE', 'INSTANCE100_TO_SEMANTIC',
@@ -173,13 +174,6 @@ def segment_id(category_id: int, index: int) -> int:
     return category_id + 1 + 256 * index
 
 
-def _bbox(mask: np.ndarray) -> List[int]:
-    """``[x, y, w, h]`` of the pixels of a non-empty boolean mask (H, W)."""
-    ys, xs = np.nonzero(mask)
-    x0, y0 = int(xs.min()), int(ys.min())
-    return [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1]
-
-
 def _thing_masks(instance: np.ndarray) -> List[Tuple[int, int, np.ndarray]]:
     """Split an instance PNG into instances.
 
@@ -243,7 +237,7 @@ def panoptic_from_annotations(semantic: np.ndarray, instance: np.ndarray,
         counts[cat_id] = counts.get(cat_id, 0) + 1
         id_map[mask] = seg_id
         segments.append(dict(id=seg_id, category_id=cat_id, area=int(mask.sum()),
-                             bbox=_bbox(mask), iscrowd=0))
+                             bbox=mask_bbox(mask), iscrowd=0))
     if not official_stats:
         segments = _measure(id_map, segments)
     return id_map, segments
@@ -255,7 +249,7 @@ def _measure(id_map: np.ndarray, segments: Sequence[dict]) -> List[dict]:
     for seg in segments:
         mask = id_map == seg['id']
         if mask.any():
-            measured.append(dict(seg, area=int(mask.sum()), bbox=_bbox(mask)))
+            measured.append(dict(seg, area=int(mask.sum()), bbox=mask_bbox(mask)))
     return measured
 
 
@@ -278,7 +272,7 @@ def instances_from_annotation(instance: np.ndarray, image_id: str) -> List[dict]
         rle['counts'] = rle['counts'].decode('utf-8')
         annotations.append(dict(image_id=image_id,
                                 category_id=INSTANCE100_TO_SEMANTIC[cls - 1], iscrowd=0,
-                                bbox=_bbox(mask), segmentation=rle,
+                                bbox=mask_bbox(mask), segmentation=rle,
                                 area=int(mask_util.area(rle))))
     return annotations
 
