@@ -1,0 +1,145 @@
+"""Convert an official Detectron2 MaskFormer / Mask2Former checkpoint.
+
+Usage:
+    python tools/model_converters/d22mmseg_maskformer.py SRC.pkl DST.pth --config CONFIG
+        [--architecture {mask2former,maskformer,per_pixel_baseline,per_pixel_baseline_plus}]
+        [--backbone {resnet,resnet_deep_stem,swin}] [--allow-partial]
+
+Loads ``SRC`` with a restricted unpickler (numpy arrays only: a file holding
+anything else is refused), converts its keys (architecture and backbone are
+detected unless given), builds the model of ``CONFIG`` on CPU and checks that
+the converted tensors fit it exactly. Any source key left unmatched and any
+missing, unexpected or mis-shaped parameter is printed and makes the command
+fail (exit status 1) without writing ``DST``, unless ``--allow-partial``
+downgrades it to a warning. ``DST`` is written atomically as
+``{'state_dict': ..., 'meta': ...}``, ready for ``load_from`` or
+``tools/test.py CONFIG DST``.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import tempfile
+from typing import Any, Dict, List
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+
+from mmseg_maskformer.converters.common import (ConversionResult, checkpoint_dict,
+                                                compare_with_model)
+from mmseg_maskformer.converters.detectron2 import (ARCHITECTURES, BACKBONES, convert_detectron2,
+                                                    detect_architecture, detect_backbone,
+                                                    load_detectron2_checkpoint,
+                                                    upgrade_head_keys)
+from mmseg_maskformer.engine.checkpoint import UnsafeCheckpointError
+
+CONVERTER = 'd22mmseg_maskformer'
+
+
+def parse_args() -> argparse.Namespace:
+    """Parses the command line."""
+    parser = argparse.ArgumentParser(
+        description='Convert an official Detectron2 MaskFormer/Mask2Former checkpoint (.pkl) '
+        'to a checkpoint of this toolbox, checked against the model of a config.')
+    parser.add_argument('src', help='Detectron2 checkpoint (.pkl)')
+    parser.add_argument('dst', help='output checkpoint (.pth)')
+    parser.add_argument('--config', required=True, help='config whose model the weights are for')
+    parser.add_argument('--architecture', choices=ARCHITECTURES,
+                        help='head architecture (detected from the keys by default)')
+    parser.add_argument('--backbone', choices=[b for b in BACKBONES if b != 'caffe2'],
+                        help='backbone layout (detected from the keys by default)')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='write the file even if keys are unmatched, missing or unexpected')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, as key=value pairs')
+    return parser.parse_args()
+
+
+def build_model(config: str, cfg_options: Any = None) -> torch.nn.Module:
+    """Builds the model of ``config`` on CPU, without loading any pretrained weights."""
+    import mmseg_maskformer  # noqa: F401  (registers our modules)
+    from mmseg_maskformer.registry import MODELS
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg_maskformer'))
+    if cfg.model.get('backbone') is not None:
+        cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model)
+
+
+def problems(result: ConversionResult, report: Dict[str, List[str]]) -> List[str]:
+    """Lines describing everything that keeps the conversion from being exact."""
+    lines = []
+    for title, keys in (('unmatched source keys', result.unmatched),
+                        ('missing in the file', report['missing']),
+                        ('unexpected in the file', report['unexpected']),
+                        ('shape mismatches', report['shape_mismatch'])):
+        if keys:
+            lines.append(f'{len(keys)} {title}:')
+            lines.extend(f'    {key}' for key in keys)
+    return lines
+
+
+def save_atomic(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file next to ``path``, then rename it."""
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, tmp_path = tempfile.mkstemp(dir=directory, suffix='.tmp')
+    os.close(handle)
+    try:
+        torch.save(obj, tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def main() -> int:
+    """Runs the conversion; returns the exit status."""
+    args = parse_args()
+    print(f'loading {args.src}', flush=True)
+    try:
+        weights = load_detectron2_checkpoint(args.src)
+        architecture = args.architecture or detect_architecture(upgrade_head_keys(weights)[0])
+        backbone = args.backbone or detect_backbone(
+            key for key in weights if key.startswith('backbone.'))
+    except (UnsafeCheckpointError, ValueError, FileNotFoundError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    print(f'converting {len(weights)} arrays (architecture: {architecture}, '
+          f'backbone: {backbone})', flush=True)
+    result = convert_detectron2(weights, architecture=architecture, backbone=backbone)
+    print(result.summary())
+    if result.dropped:
+        print('dropped on purpose: ' + ', '.join(result.dropped))
+
+    print(f'building the model of {args.config}', flush=True)
+    model = build_model(args.config, args.cfg_options)
+    report = compare_with_model(result.state_dict, model)
+    if not report['shape_mismatch']:
+        model.load_state_dict(result.state_dict, strict=False)
+    issues = problems(result, report)
+    if issues:
+        print('\n'.join(issues))
+        if not args.allow_partial:
+            print(f'error: the checkpoint does not fit the model of {args.config} exactly; '
+                  'nothing written (use --allow-partial to write it anyway)', file=sys.stderr)
+            return 1
+        print('warning: writing a partial conversion (--allow-partial)', file=sys.stderr)
+    else:
+        print('all parameters of the model are in the file, with the right shapes')
+
+    meta = dict(converter=CONVERTER, source=osp.basename(args.src),
+                config=osp.basename(args.config), architecture=architecture,
+                backbone=backbone, unmatched=list(result.unmatched),
+                dropped=list(result.dropped))
+    save_atomic(checkpoint_dict(result, meta), args.dst)
+    print(f'saved {len(result.state_dict)} tensors to {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Convert a Hugging Face MaskFormer / Mask2Former checkpoint into ours.
+
+Reads a directory written by ``save_pretrained`` (``config.json`` and
+``model.safetensors``, sharded ``model-0000x-of-0000y.safetensors`` with their
+index, or ``pytorch_model.bin``; ``preprocessor_config.json`` when present for
+the normalisation), writes our checkpoint and a config that builds the same
+architecture, then builds the model from the written config, loads the
+weights and prints the report. Exits with status 1 when a source key was not
+converted or the model misses or does not expect a key.
+
+Example:
+    python tools/model_converters/hf2mmseg_maskformer.py \\
+        mask2former-swin-tiny-coco-panoptic/ m2f_swin-t_coco-panoptic.pth \\
+        --out-config m2f_swin-t_coco-panoptic.py
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+from typing import Any, Dict, List, Mapping, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import mmseg_maskformer  # noqa: F401  (registers the models)
+from mmseg_maskformer.converters.common import (ConversionResult, checkpoint_dict,
+                                                compare_with_model)
+from mmseg_maskformer.converters.huggingface import convert_huggingface, hf_architecture
+from mmseg_maskformer.converters.huggingface_config import config_from_huggingface
+from mmseg_maskformer.engine.checkpoint import load_checkpoint_safe
+from mmseg_maskformer.registry import MODELS
+
+
+def parse_args(argv: List[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('hf_dir', help='directory written by save_pretrained')
+    parser.add_argument('out', help='output checkpoint (.pth)')
+    parser.add_argument('--out-config', required=True, help='output config (.py)')
+    return parser.parse_args(argv)
+
+
+def _read_json(path: str) -> Dict[str, Any]:
+    with open(path, encoding='utf-8') as file:
+        return json.load(file)
+
+
+def load_hf_weights(hf_dir: str) -> Mapping[str, torch.Tensor]:
+    """Tensors of a ``save_pretrained`` directory (safetensors first, then .bin)."""
+    from safetensors.torch import load_file
+
+    single = osp.join(hf_dir, 'model.safetensors')
+    if osp.isfile(single):
+        return load_file(single)
+    index = osp.join(hf_dir, 'model.safetensors.index.json')
+    if osp.isfile(index):
+        weights: Dict[str, torch.Tensor] = {}
+        for shard in sorted(set(_read_json(index)['weight_map'].values())):
+            weights.update(load_file(osp.join(hf_dir, shard)))
+        return weights
+    binary = osp.join(hf_dir, 'pytorch_model.bin')
+    if osp.isfile(binary):
+        return load_checkpoint_safe(binary)  # weights_only unpickling
+    raise FileNotFoundError(f'{hf_dir} holds no model.safetensors(.index.json) or '
+                            'pytorch_model.bin')
+
+
+def _atomic_write(path: str, write) -> None:
+    """Calls ``write(tmp_path)`` and moves the result onto ``path``."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix=osp.basename(path))
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_text(text: str):
+    def write(tmp: str) -> None:
+        with open(tmp, 'w', encoding='utf-8') as file:
+            file.write(text)
+    return write
+
+
+def convert(hf_dir: str, out: str, out_config: str) -> Tuple[ConversionResult, Dict[str, List]]:
+    """Converts, writes both files and checks them against the built model.
+
+    Returns:
+        The conversion result and :func:`compare_with_model`'s report.
+    """
+    hf_config = _read_json(osp.join(hf_dir, 'config.json'))
+    processor_path = osp.join(hf_dir, 'preprocessor_config.json')
+    processor = _read_json(processor_path) if osp.isfile(processor_path) else {}
+    result = convert_huggingface(load_hf_weights(hf_dir), hf_config)
+    text = config_from_huggingface(hf_config, processor.get('image_mean'),
+                                   processor.get('image_std'))
+    id2label = hf_config.get('id2label') or {}
+    meta = dict(source=osp.basename(osp.normpath(hf_dir)),
+                converter='hf2mmseg_maskformer', architecture=hf_architecture(hf_config),
+                dataset_meta=dict(classes=[id2label[k] for k in sorted(id2label, key=int)]))
+    _atomic_write(out_config, _write_text(text))
+    _atomic_write(out, lambda tmp: torch.save(checkpoint_dict(result, meta), tmp))
+
+    init_default_scope('mmseg_maskformer')
+    model = MODELS.build(Config.fromfile(out_config).model)
+    state_dict = load_checkpoint_safe(out)['state_dict']
+    report = compare_with_model(state_dict, model)
+    if not report['shape_mismatch']:
+        model.load_state_dict(state_dict, strict=False)
+    return result, report
+
+
+def main(argv: List[str]) -> int:
+    args = parse_args(argv)
+    result, report = convert(args.hf_dir, args.out, args.out_config)
+    print(result.summary())
+    if result.dropped:
+        print('dropped: ' + ', '.join(result.dropped[:10]) +
+              (' ...' if len(result.dropped) > 10 else ''))
+    for kind, keys in report.items():
+        print(f'{kind}: {len(keys)}' + (' (' + ', '.join(keys[:10]) + ')' if keys else ''))
+    ok = not result.unmatched and not any(report.values())
+    print(f'wrote {args.out} and {args.out_config}' + ('' if ok else ' WITH ERRORS'))
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
