@@ -108,8 +108,9 @@ RUNNER_CONSTRUCTORS = _child('runner constructor', MMSEG_RUNNER_CONSTRUCTORS,
                              ['mmseg_maskformer.engine'])
 LOOPS = _child('loop', MMSEG_LOOPS, ['mmseg_maskformer.engine'])
 HOOKS = _child('hook', MMSEG_HOOKS, ['mmseg_maskformer.engine'])
-DATASETS = _child('dataset', MMSEG_DATASETS, ['mmseg_maskformer.datasets'])
-DATA_SAMPLERS = _child('data sampler', MMSEG_DATA_SAMPLERS, ['mmseg_maskformer.datasets'])
+DATASETS = _child('dataset', MMSEG_DATASETS, ['mmseg_maskformer.datasets', 'mmseg_maskformer.engine'])
+DATA_SAMPLERS = _child('data sampler', MMSEG_DATA_SAMPLERS,
+                       ['mmseg_maskformer.datasets', 'mmseg_maskformer.engine'])
 TRANSFORMS = _child('transform', MMSEG_TRANSFORMS, ['mmseg_maskformer.datasets.transforms'])
 MODELS = _child('model', MMSEG_MODELS, ['mmseg_maskformer.models'])
 MODEL_WRAPPERS = _child('model_wrapper', MMSEG_MODEL_WRAPPERS, ['mmseg_maskformer.models'])

@@ -2,14 +2,16 @@
 
 Usage:
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CHECKPOINT]] [--amp]
-        [--amp-dtype {float16,bfloat16}] [--cfg-options KEY=VALUE ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--amp-dtype {float16,bfloat16}] [--seed SEED] [--deterministic]
+        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
 
 Logs and checkpoints go to ``--work-dir``, else to ``work_dir`` of the
 config, else to ``./work_dirs/<config name>``. ``--resume`` alone resumes from
 the latest checkpoint in the work dir; ``--resume CHECKPOINT`` resumes from
 that file. For several GPUs or nodes use ``tools/dist_train.sh`` or
-``tools/slurm_train.sh``.
+``tools/slurm_train.sh``. ``--seed`` and ``--deterministic`` set the config's
+``randomness``: with both, a run repeats bit for bit on the same machine and a
+resumed run ends as the uninterrupted one (``docs/reliability.md``).
 """
 import argparse
 import datetime
@@ -53,6 +55,11 @@ def parse_args() -> argparse.Namespace:
         choices=['float16', 'bfloat16'],
         default=None,
         help='autocast dtype of --amp (default: float16 on CUDA, bfloat16 on CPU)')
+    parser.add_argument('--seed', type=int, default=None, help='random seed (randomness.seed)')
+    parser.add_argument(
+        '--deterministic',
+        action='store_true',
+        help='use deterministic algorithms only (randomness.deterministic=True)')
     add_common_args(parser, 'training')
     args = parse_common_args(parser)
     return args
@@ -140,6 +147,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
     cfg = load_cfg(args)
     if args.amp:
         enable_amp(cfg, args.amp_dtype)
+    set_randomness(cfg, args.seed, args.deterministic)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None
@@ -149,6 +157,30 @@ def build_cfg(args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
     return cfg
+
+
+def set_randomness(cfg: Config, seed: Optional[int], deterministic: bool) -> None:
+    """Applies ``--seed`` and ``--deterministic`` to ``cfg.randomness``.
+
+    Deterministic cuBLAS kernels need ``CUBLAS_WORKSPACE_CONFIG`` set before
+    CUDA starts; it is set here when the config asks for determinism.
+
+    Args:
+        cfg: The config, changed in place.
+        seed: Seed from the command line, or None to keep the config's.
+        deterministic: True to force deterministic algorithms.
+    """
+    if seed is None and not deterministic and not cfg.get('randomness'):
+        return
+    randomness = dict(cfg.get('randomness') or {})
+    randomness.setdefault('seed', None)
+    if seed is not None:
+        randomness['seed'] = seed
+    if deterministic:
+        randomness['deterministic'] = True
+    cfg.randomness = randomness
+    if randomness.get('deterministic'):
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
 
 
 def init_cpu_distributed(cfg: Config) -> None:

@@ -1,11 +1,21 @@
-"""Hooks that check a run's configuration before it spends time."""
-from typing import Optional
+"""Hooks of our runs.
 
+* :class:`NumClassesCheckHook` checks the configuration before time is spent;
+* :class:`RNGStateHook` saves and restores the random generators, so that a
+  resumed run continues exactly as an uninterrupted one;
+* :class:`DistLossLogHook` logs the losses averaged over all processes instead
+  of those of rank 0 only.
+"""
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from mmengine import dist
 from mmengine.dataset import BaseDataset
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmseg_maskformer.registry import HOOKS
+from .rng_state import RNGState, get_rng_state, set_rng_state
 
 
 def dataset_classes(dataset) -> Optional[tuple]:
@@ -72,3 +82,89 @@ class NumClassesCheckHook(Hook):
 
     def before_test(self, runner) -> None:
         self._check(runner, 'test_dataloader')
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Saves the random generators in checkpoints and restores them on resume.
+
+    mmengine seeds Python, numpy and torch once per process and saves none of
+    their states, so after ``--resume`` the losses' random point sampling (and
+    dropout) draw other numbers than the uninterrupted run did. This hook
+
+    * stores :func:`get_rng_state` under ``checkpoint['rng_state']`` (tensors,
+      lists and numbers only: loadable with ``weights_only=True``);
+    * puts torch's generators (CPU, CUDA: the model's randomness) back right
+      before the first iteration after a resume, i.e. when the loaded
+      checkpoint's ``meta['iter']`` equals the current iteration (a
+      ``load_from`` checkpoint, which starts at iteration 0, is not affected).
+      Python's and numpy's generators are left as they are: in the main
+      process only data transforms draw from them (``num_workers=0``), and
+      mmengine's loop replays the transforms of the trained steps on resume
+      (it fast-forwards the dataloader), which brings them to the saved state;
+      restoring them after the first batch was fetched would repeat that
+      batch's augmentation;
+    * keeps validation from advancing the training generators: the states at
+      ``before_val`` are restored at ``after_val``, so a run that validates at
+      step ``t`` and one resumed at ``t`` draw the same numbers afterwards, and
+      a best checkpoint saved during validation holds the training states.
+
+    Random data augmentation is made resumable by :class:`SeededInfiniteSampler`;
+    in distributed runs every rank restores the states saved by rank 0.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self) -> None:
+        self._paused: Optional[RNGState] = None
+        self._pending: Optional[Tuple[int, RNGState]] = None
+
+    def before_val(self, runner) -> None:
+        self._paused = get_rng_state()
+
+    def after_val(self, runner) -> None:
+        if self._paused is not None:
+            set_rng_state(self._paused)
+            self._paused = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['rng_state'] = self._paused if self._paused is not None else get_rng_state()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('rng_state')
+        step = checkpoint.get('meta', {}).get('iter')
+        self._pending = (int(step), state) if state is not None and step else None
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
+        if self._pending is not None and self._pending[0] == runner.iter:
+            set_rng_state(self._pending[1], generators=('torch', 'cuda'))
+        self._pending = None
+
+
+@HOOKS.register_module()
+class DistLossLogHook(Hook):
+    """Logs each loss averaged over all processes (distributed runs).
+
+    mmengine logs the losses that rank 0 computed on its share of the batch.
+    This hook replaces every scalar tensor of the training step's outputs by
+    its mean over the ranks (one all-reduce per step), before mmengine records
+    them: with equal per-rank batches and the criterion's normaliser averaged
+    over ranks, the logged loss then equals that of one process training on
+    the whole batch. Gradients are not touched (DDP averages those). In a
+    single process it does nothing.
+    """
+
+    # before RuntimeInfoHook (VERY_HIGH), which copies the outputs to the logs
+    priority = 'HIGHEST'
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None,
+                         outputs: Optional[Dict[str, Any]] = None) -> None:
+        if not outputs or dist.get_world_size() == 1:
+            return
+        keys = [k for k, v in outputs.items() if torch.is_tensor(v) and v.numel() == 1]
+        if not keys:
+            return
+        values = torch.stack([outputs[k].detach().reshape(()).float() for k in keys])
+        dist.all_reduce(values, op='mean')
+        for key, value in zip(keys, values):
+            outputs[key] = value.to(outputs[key].dtype)

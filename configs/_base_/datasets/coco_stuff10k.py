@@ -34,7 +34,7 @@ train_dataloader = dict(
     batch_size=4,  # 8 GPUs x 4 = the official batch of 32
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    sampler=dict(type='SeededInfiniteSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
