@@ -10,9 +10,9 @@ loss without the no-object weight (a class-weighted cross-entropy is
 normalised by the weight sum of each rank's own targets). With BN in training
 mode, random points or a no-object weight the two runs differ slightly
 (measured: 0.1 % in the classification loss of the first iteration).
-Validation on 5 images split over 2 ranks runs and reports the metrics of a
-single-process test of the same checkpoint (after 4 iterations the tiny model
-still scores 0, so this does not yet prove that no image is counted twice).
+Validation on 5 images split over 2 ranks (``tools/dist_test.sh``) reports the
+metrics of a single-process test of the same checkpoint, whose head is biased
+so that every image contributes to them: no image is dropped or counted twice.
 """
 import json
 import os
@@ -23,9 +23,13 @@ import sys
 from pathlib import Path
 from typing import Dict
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
 from mmseg_maskformer.datasets.synthetic import generate_synthetic_ade20k
+from mmseg_maskformer.engine.checkpoint import load_checkpoint_safe
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / 'configs/mask2former/mask2former_r18-tiny_1xb4-3k_ade20k-synthetic-128x128.py'
@@ -117,10 +121,38 @@ def test_two_processes_match_one(config, tmp_path):
             assert multi_log['train'][step][key] == pytest.approx(value, rel=1e-4, abs=1e-5), \
                 f'iteration {step}: {key}'
 
-    # each of the 5 validation images counted once: same metrics as one process
-    checkpoint = str(multi / f'iter_{MAX_ITERS}.pth')
-    test_log = run(sys.executable, 'tools/test.py', config, checkpoint, '--work-dir',
-                   str(tmp_path / 'test'))
-    metrics = {k: float(re.search(rf'{k}: (\d+\.\d+)', test_log).group(1))
-               for k in ('aAcc', 'mIoU', 'mAcc')}
-    assert multi_log['val'][MAX_ITERS] == metrics
+    # Each of the 5 validation images counted once (2 ranks: one pads with a repeat).
+    # A 4-iteration model predicts nothing useful, so its head is biased towards the most
+    # frequent validation class: every image then contributes its own share of the
+    # metrics, and a dropped or doubled image changes them.
+    checkpoint = biased_checkpoint(multi / f'iter_{MAX_ITERS}.pth', config, tmp_path)
+    single_metrics = printed_metrics(run(sys.executable, 'tools/test.py', config, checkpoint,
+                                      '--work-dir', str(tmp_path / 'test1')))
+    multi_metrics = printed_metrics(run('bash', 'tools/dist_test.sh', config, checkpoint, '2',
+                                     '--work-dir', str(tmp_path / 'test2')))
+    assert single_metrics['aAcc'] > 0 and single_metrics['mIoU'] > 0, single_metrics
+    assert multi_metrics == single_metrics
+
+
+def printed_metrics(log: str) -> Dict[str, float]:
+    """aAcc / mIoU / mAcc printed by tools/test.py."""
+    return {k: float(re.search(rf'{k}: (\d+\.\d+)', log).group(1))
+            for k in ('aAcc', 'mIoU', 'mAcc')}
+
+
+def biased_checkpoint(source: Path, config: str, tmp_path: Path) -> str:
+    """The checkpoint with class logits fixed on the most frequent validation class."""
+    data_root = Path(re.search(r"data_root = '([^']+)'", Path(config).read_text()).group(1))
+    labels = np.concatenate([np.asarray(Image.open(p)).ravel()
+                             for p in (data_root / 'annotations/validation').glob('*.png')])
+    labels = labels[labels > 0].astype(np.int64) - 1  # reduce_zero_label
+    frequent = int(np.bincount(labels).argmax())
+    state = load_checkpoint_safe(str(source))['state_dict']
+    weight = state['decode_head.predictor.class_embed.weight']
+    state['decode_head.predictor.class_embed.weight'] = torch.zeros_like(weight)
+    bias = torch.full_like(state['decode_head.predictor.class_embed.bias'], -10.0)
+    bias[frequent] = 10.0
+    state['decode_head.predictor.class_embed.bias'] = bias
+    path = tmp_path / 'biased.pth'
+    torch.save(dict(state_dict=state), path)
+    return str(path)
