@@ -18,3 +18,11 @@ from .huggingface import convert_huggingface  # noqa: E402
 from .huggingface_config import config_from_huggingface  # noqa: E402
 
 __all__ += ['convert_huggingface', 'config_from_huggingface']
+from .mmdet import (mask2former_peer_config, mmdet_to_ours_mask2former,  # noqa: E402
+                    ours_to_mmdet_mask2former)
+
+__all__ += ['mask2former_peer_config', 'mmdet_to_ours_mask2former', 'ours_to_mmdet_mask2former']
+from .mmdet_checkpoint import convert_mmdet_mask2former  # noqa: E402
+from .sssegmentation import convert_sssegmentation_maskformer  # noqa: E402
+
+__all__ += ['convert_mmdet_mask2former', 'convert_sssegmentation_maskformer']
