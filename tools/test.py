@@ -100,9 +100,15 @@ def save_predictions(cfg: Config, out_dir: str, format_only: bool = False) -> No
 
     Metrics with an ``outfile_prefix`` argument (COCO instance and panoptic
     results for an evaluation server) write ``out_dir/<metric>.*``; metrics with
-    an ``output_dir`` argument (semantic PNGs) write into ``out_dir``. With
+    an ``output_dir`` argument (semantic PNGs) write into ``out_dir``; mmseg's
+    ``IoUMetric`` is replaced by ``AtomicIoUMetric`` (same numbers). With
     ``format_only`` the metrics only write the files and compute nothing (for
     splits without ground truth); otherwise they keep evaluating.
+
+    Every file is written atomically (temporary file + ``os.replace``): the
+    per-image PNGs as soon as each image is predicted, the JSON files at the
+    end. An interrupted run leaves the complete files of the images done so
+    far and no partial file under a final name.
 
     Raises:
         SystemExit: If a metric can save no predictions.
@@ -110,7 +116,9 @@ def save_predictions(cfg: Config, out_dir: str, format_only: bool = False) -> No
     import inspect
 
     from mmengine.registry import init_default_scope
+    from mmseg.evaluation import IoUMetric
 
+    from mmseg_maskformer.evaluation import AtomicIoUMetric
     from mmseg_maskformer.registry import METRICS
 
     init_default_scope(cfg.get('default_scope', 'mmseg_maskformer'))
@@ -122,6 +130,9 @@ def save_predictions(cfg: Config, out_dir: str, format_only: bool = False) -> No
         metric_cls = METRICS.get(metric['type'])
         if metric_cls is None:
             raise SystemExit(f"unknown metric type {metric['type']!r} in test_evaluator")
+        if metric_cls is IoUMetric:  # same metric, PNGs written atomically
+            metric_cls = AtomicIoUMetric
+            metric['type'] = AtomicIoUMetric.__name__
         # arguments of every __init__ along the MRO (subclasses often forward **kwargs)
         params = set()
         for klass in metric_cls.__mro__:

@@ -1,5 +1,5 @@
 """Evaluation: metric maths (``functional``) and mmengine metrics (``metrics``)."""
 from . import functional  # noqa: F401
-from .metrics import CocoInstanceMetric, PanopticQualityMetric
+from .metrics import AtomicIoUMetric, CocoInstanceMetric, PanopticQualityMetric
 
-__all__ = ['CocoInstanceMetric', 'PanopticQualityMetric']
+__all__ = ['AtomicIoUMetric', 'CocoInstanceMetric', 'PanopticQualityMetric']

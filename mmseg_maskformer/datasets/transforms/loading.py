@@ -9,15 +9,14 @@ mmdet keys so mmdet's geometric transforms (``RandomResize`` with
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks
-from mmengine.fileio import get
 
 from mmseg_maskformer.registry import TRANSFORMS
 from mmseg_maskformer.utils.panoptic import VOID, rgb2id
+from .checks import read_image_checked, reject
 
 
 def panoptic_to_targets(ids: np.ndarray, segments_info: Sequence[dict],
@@ -103,19 +102,25 @@ class LoadPanopticTargets(BaseTransform):
     An image without segments gives (0, H, W) masks, (0, 4) boxes and an
     all-``ignore_index`` semantic map. A segment listed in ``segments_info``
     but absent from the PNG gives no mask (the official mapper would add an
-    empty one, which carries no pixel to learn from).
+    empty one, which carries no pixel to learn from); the reverse, a PNG id
+    that ``segments_info`` does not list, is an error: its pixels would
+    otherwise be learnt as neither a segment nor void.
 
     Args:
         with_masks: Add the mask, box, label and ignore-flag keys.
         with_seg: Add ``gt_seg_map``.
         ignore_index: Semantic value of void pixels.
         backend_args: mmengine file backend arguments used to read the PNG.
+        skip_invalid: Instead of raising for a bad PNG (missing, corrupt,
+            wrong size, unlisted ids), log a warning and drop the sample
+            (training only: the dataset then draws another one).
 
     Raises:
-        ValueError: Naming the PNG, when its size differs from the image's
-            (``height``/``width``, ``ori_shape`` or ``img_shape``), when it holds a
-            segment id missing from ``segments_info``, or when a label equals
-            ``ignore_index``.
+        FileNotFoundError: Naming the PNG, when it does not exist.
+        ValueError: Naming the PNG, when it is truncated or cannot be decoded,
+            when its size differs from the image's (``height``/``width``,
+            ``ori_shape`` or ``img_shape``), when it holds a segment id missing
+            from ``segments_info``, or when a label equals ``ignore_index``.
         KeyError: When ``seg_map_path`` or ``segments_info`` is missing.
     """
 
@@ -123,26 +128,26 @@ class LoadPanopticTargets(BaseTransform):
                  with_masks: bool = True,
                  with_seg: bool = True,
                  ignore_index: int = 255,
-                 backend_args: Optional[dict] = None) -> None:
+                 backend_args: Optional[dict] = None,
+                 skip_invalid: bool = False) -> None:
         self.with_masks = with_masks
         self.with_seg = with_seg
         self.ignore_index = ignore_index
         self.backend_args = backend_args
+        self.skip_invalid = skip_invalid
 
-    def read_ids(self, path: str) -> np.ndarray:
+    def read_ids(self, path: str) -> Optional[np.ndarray]:
         """Read a panoptic PNG as segment ids.
 
         Args:
             path: File path or URI of the RGB PNG.
 
         Returns:
-            ``int64`` segment ids (H, W).
+            ``int64`` segment ids (H, W), or None for a skipped bad file.
         """
-        png = mmcv.imfrombytes(get(path, backend_args=self.backend_args), flag='color',
-                               channel_order='rgb')
-        if png is None:
-            raise ValueError(f'{path}: cannot decode the panoptic PNG')
-        return rgb2id(png)
+        png = read_image_checked(path, flag='color', channel_order='rgb',
+                                 backend_args=self.backend_args, skip_invalid=self.skip_invalid)
+        return None if png is None else rgb2id(png)
 
     @staticmethod
     def check_size(shape: Tuple[int, int], results: dict, path: str,
@@ -170,14 +175,14 @@ class LoadPanopticTargets(BaseTransform):
                                  f'{name} is {tuple(size)}; load targets right after the '
                                  'image, before any geometric transform')
 
-    def transform(self, results: dict) -> dict:
+    def transform(self, results: dict) -> Optional[dict]:
         """Add the targets listed in the class docstring.
 
         Args:
             results: Pipeline results of one image.
 
         Returns:
-            The same dict with the targets added.
+            The same dict with the targets added, or None for a skipped bad PNG.
         """
         path = results.get('seg_map_path')
         if path is None:
@@ -185,9 +190,15 @@ class LoadPanopticTargets(BaseTransform):
         if 'segments_info' not in results:
             raise KeyError(f'LoadPanopticTargets needs `segments_info` for {path}')
         ids = self.read_ids(path)
-        self.check_size(ids.shape, results, path, check_img_shape=self.with_masks)
-        masks, labels, seg_map = panoptic_to_targets(ids, results['segments_info'],
-                                                     self.ignore_index, path)
+        if ids is None:
+            return None
+        try:
+            self.check_size(ids.shape, results, path, check_img_shape=self.with_masks)
+            masks, labels, seg_map = panoptic_to_targets(ids, results['segments_info'],
+                                                         self.ignore_index, path)
+        except ValueError as error:
+            reject(str(error), self.skip_invalid)
+            return None
         if self.with_masks:
             height, width = ids.shape
             gt_masks = BitmapMasks(masks, height, width)
@@ -205,4 +216,4 @@ class LoadPanopticTargets(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(with_masks={self.with_masks}, '
                 f'with_seg={self.with_seg}, ignore_index={self.ignore_index}, '
-                f'backend_args={self.backend_args})')
+                f'backend_args={self.backend_args}, skip_invalid={self.skip_invalid})')

@@ -39,6 +39,7 @@ from PIL import Image
 from terminaltables import AsciiTable
 
 from mmseg_maskformer.utils.panoptic import OFFSET, VOID, id2rgb, rgb2id
+from .atomic_files import atomic_save_png
 
 #: The three summaries of a PQ evaluation: name and ``isthing`` filter.
 PQ_SPLITS: Tuple[Tuple[str, Optional[bool]], ...] = (
@@ -369,8 +370,8 @@ def read_panoptic_png(path: PathLike) -> np.ndarray:
 
 
 def write_panoptic_png(path: PathLike, ids: np.ndarray) -> None:
-    """Write segment ids (H, W) as a COCO panoptic (RGB) PNG."""
-    Image.fromarray(id2rgb(ids)).save(path)
+    """Write segment ids (H, W) as a COCO panoptic (RGB) PNG, atomically."""
+    atomic_save_png(path, id2rgb(ids))
 
 
 def summarize_pq(stat: PQStat, categories: Mapping[Hashable, Mapping[str, Any]]) -> dict:

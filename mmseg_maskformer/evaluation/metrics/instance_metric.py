@@ -1,5 +1,17 @@
-"""Mask and box AP through pycocotools for mask-classification models."""
-from typing import Dict, List, Optional, Sequence, Tuple
+"""Mask and box AP through pycocotools for mask-classification models.
+
+Empty inputs have defined results. Zero detections over the whole test set
+(pycocotools' ``loadRes`` fails on an empty list, and mmdet then returns no
+metric at all) are scored as an empty result set: AP and AR 0 where the
+ground truth has instances, -1 (COCO's "undefined") for an area range without
+any. Zero evaluated images is an error. The result JSON files are written
+atomically.
+"""
+import copy
+import os
+import os.path as osp
+import tempfile
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -81,6 +93,61 @@ def explicit_annotation_index(label_to_category_id: Sequence[int], num_classes: 
     return index, cat_ids
 
 
+def check_annotation_categories(dataset: dict, source: str) -> None:
+    """Reject a COCO instance file whose annotations use undeclared categories.
+
+    pycocotools would silently leave such annotations out of every category's
+    evaluation.
+
+    Args:
+        dataset: The loaded JSON (``images``, ``annotations``, ``categories``).
+        source: File name used in the error.
+
+    Raises:
+        ValueError: Naming the file, the image, the annotation and the category id.
+    """
+    known = {cat['id'] for cat in dataset.get('categories', [])}
+    for ann in dataset.get('annotations', []):
+        if ann.get('category_id') not in known:
+            raise ValueError(f'{source}: annotation {ann.get("id")!r} of image '
+                             f'{ann.get("image_id")!r} has category_id '
+                             f'{ann.get("category_id")!r}, which is not in categories')
+
+
+def empty_results(coco_gt: Any) -> Any:
+    """A COCO results object without detections, for ``COCOeval``.
+
+    Args:
+        coco_gt: The ground-truth ``COCO`` object.
+
+    Returns:
+        An object of the same class holding the images and categories of
+        ``coco_gt`` and no annotation.
+    """
+    res = type(coco_gt)()
+    res.dataset = dict(images=list(coco_gt.dataset.get('images', [])),
+                       categories=copy.deepcopy(coco_gt.dataset.get('categories', [])),
+                       annotations=[])
+    res.createIndex()
+    return res
+
+
+def _accepting_empty_results(coco_gt: Any) -> Any:
+    """``coco_gt`` whose ``loadRes`` also accepts an empty list of detections."""
+
+    class EmptyTolerantCOCO(type(coco_gt)):
+        """The ground truth with ``loadRes([])`` returning :func:`empty_results`."""
+
+        def loadRes(self, resFile):  # noqa: N802, N803  (pycocotools' names)
+            if isinstance(resFile, list) and not resFile:
+                return empty_results(self)
+            return super().loadRes(resFile)
+
+    safe = EmptyTolerantCOCO.__new__(EmptyTolerantCOCO)
+    safe.__dict__.update(coco_gt.__dict__)
+    return safe
+
+
 @METRICS.register_module()
 class CocoInstanceMetric(CocoMetric):
     """COCO mask AP and box AP (boxes from the predicted masks) via pycocotools.
@@ -102,6 +169,11 @@ class CocoInstanceMetric(CocoMetric):
             with ``outfile_prefix`` writes ``{prefix}.segm.json`` /
             ``{prefix}.bbox.json`` in the COCO results format for an
             evaluation server.
+
+    Raises:
+        ValueError: Naming ``ann_file``, the image and the id, when an
+            annotation's ``category_id`` is not among its ``categories``; in
+            ``compute_metrics``, when no image was evaluated.
     """
 
     default_prefix: Optional[str] = 'coco'
@@ -114,6 +186,8 @@ class CocoInstanceMetric(CocoMetric):
             raise ValueError(f'{type(self).__name__} needs ann_file, the COCO instance '
                              'annotation file of the evaluated split')
         super().__init__(ann_file=ann_file, **kwargs)
+        check_annotation_categories(self._coco_api.dataset, ann_file)
+        self._coco_api = _accepting_empty_results(self._coco_api)
         self.label_to_category_id = (None if label_to_category_id is None else
                                      [int(i) for i in label_to_category_id])
         self._label_index: Optional[np.ndarray] = None
@@ -148,3 +222,34 @@ class CocoInstanceMetric(CocoMetric):
             pred['labels'] = target[keep]
             remapped.append(dict(sample, pred_instances=pred))
         super().process(data_batch, remapped)
+
+    def results2json(self, results: Sequence[dict], outfile_prefix: str) -> dict:
+        """mmdet's ``results2json`` with every file written atomically.
+
+        The files are written into a hidden temporary folder next to
+        ``outfile_prefix`` and moved to ``{outfile_prefix}.bbox.json`` /
+        ``.segm.json`` with ``os.replace``.
+        """
+        folder = osp.dirname(osp.abspath(outfile_prefix))
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix='.coco-results.') as tmp:
+            tmp_prefix = osp.join(tmp, 'results')
+            written = super().results2json(results, tmp_prefix)
+            final = {}
+            for key, path in written.items():
+                target = outfile_prefix + path[len(tmp_prefix):]
+                if osp.exists(path):  # 'proposal' and 'bbox' may share one file
+                    os.replace(path, target)
+                final[key] = target
+        return final
+
+    def compute_metrics(self, results: list) -> Dict[str, float]:
+        """mmdet's ``compute_metrics`` with a clear error for zero images.
+
+        Raises:
+            ValueError: When no image was processed.
+        """
+        if not results:
+            raise ValueError(f'{type(self).__name__}: no image was evaluated (empty test '
+                             'dataset?); AP is undefined without images')
+        return super().compute_metrics(results)

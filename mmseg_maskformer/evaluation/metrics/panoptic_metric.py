@@ -6,8 +6,14 @@ INSTANCE_OFFSET`` with ``label == num_classes`` on void pixels. Each image is
 converted to the COCO panoptic form (segment ids 1..S, ``segments_info`` with
 the dataset's category ids) and scored against its GT PNG right away, so only
 small per-category counters are kept until the end.
+
+Empty inputs have defined results: an image without any predicted segment
+counts a false negative for every non-crowd GT segment (PQ 0 for their
+categories; categories with neither GT nor predictions do not enter the
+averages, as in ``pq_compute``). Zero evaluated images is an error, since no
+category can be averaged. Written files are complete or absent: each PNG is
+written atomically as its image is scored, the JSON atomically at the end.
 """
-import json
 import os
 import os.path as osp
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -17,10 +23,10 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from mmseg_maskformer.evaluation.functional import (PQStat, pq_compute_single,
-                                                    pq_per_class_table, pq_summary_table,
-                                                    read_panoptic_png, summarize_pq,
-                                                    write_panoptic_png)
+from mmseg_maskformer.evaluation.functional import (PQStat, atomic_write_json,
+                                                    pq_compute_single, pq_per_class_table,
+                                                    pq_summary_table, read_panoptic_png,
+                                                    summarize_pq, write_panoptic_png)
 from mmseg_maskformer.registry import METRICS
 from mmseg_maskformer.utils.panoptic import INSTANCE_OFFSET, OFFSET
 
@@ -211,16 +217,23 @@ class PanopticQualityMetric(BaseMetric):
 
         Returns:
             ``PQ``, ``SQ``, ``RQ``, ``PQ_th``, ``SQ_th``, ``RQ_th``, ``PQ_st``,
-            ``SQ_st``, ``RQ_st`` in percent (an empty dict when ``format_only``).
+            ``SQ_st``, ``RQ_st`` in percent (an empty dict when ``format_only``);
+            a split without any GT or predicted segment scores 0.
+
+        Raises:
+            ValueError: When no image was processed (unless ``format_only``).
         """
         if self.outfile_prefix is not None:
             json_path = f'{self.outfile_prefix}.panoptic.json'
-            with open(json_path, 'w', encoding='utf-8') as file:
-                json.dump({'annotations': [r['annotation'] for r in results]}, file)
+            os.makedirs(osp.dirname(osp.abspath(json_path)), exist_ok=True)
+            atomic_write_json(json_path, {'annotations': [r['annotation'] for r in results]})
             print_log(f'panoptic predictions written to {json_path} and {self.seg_out_dir}/',
                       logger='current')
         if self.format_only:
             return {}
+        if not results:
+            raise ValueError(f'{type(self).__name__}: no image was evaluated (empty test '
+                             'dataset?); PQ is undefined without images')
         _, categories = self._categories()
         stat = PQStat()
         for result in results:

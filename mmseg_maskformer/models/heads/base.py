@@ -1,8 +1,31 @@
 """Training and inference entry points shared by the mask-classification heads."""
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from mmseg.structures import SegDataSample
 from torch import Tensor
+
+
+def check_feature_channels(feats: Sequence[Tensor], in_channels: Sequence[int],
+                           head: str) -> None:
+    """Reject backbone outputs whose number or widths differ from the head's ``in_channels``.
+
+    Args:
+        feats: Backbone outputs the head received, fine to coarse (after
+            ``in_index``), each (B, C_i, H_i, W_i).
+        in_channels: The head's configured ``in_channels``.
+        head: Class name of the head, for the message.
+
+    Raises:
+        ValueError: Saying which config keys to change.
+    """
+    channels: List[int] = [int(f.shape[1]) for f in feats]
+    expected = [int(c) for c in in_channels]
+    if channels != expected:
+        raise ValueError(
+            f'{head} got feature maps with channels {channels} but in_channels is {expected} '
+            '(fine to coarse, after in_index): the backbone does not produce what the head '
+            f'expects; set model.decode_head.in_channels={channels}, or change the backbone '
+            '(e.g. its out_indices / widths) or model.decode_head.in_index')
 
 
 class MaskClassificationHeadMixin:

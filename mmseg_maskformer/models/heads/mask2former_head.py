@@ -5,7 +5,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg_maskformer.registry import MODELS
-from .base import MaskClassificationHeadMixin
+from .base import MaskClassificationHeadMixin, check_feature_channels
 from ..decoders import MaskedAttentionDecoder
 
 
@@ -45,10 +45,15 @@ class Mask2FormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
         if self.in_index is not None and len(self.in_index) != len(in_channels):
             raise ValueError(f'in_index {self.in_index} selects {len(self.in_index)} backbone '
                              f'outputs but in_channels lists {len(in_channels)}')
+        self.in_channels = [int(c) for c in in_channels]
         pixel_decoder = dict(pixel_decoder)
-        pixel_decoder.setdefault('in_channels', list(in_channels))
+        pixel_decoder.setdefault('in_channels', list(self.in_channels))
         pixel_decoder.setdefault('strides', list(strides))
         self.pixel_decoder = MODELS.build(pixel_decoder)
+        built = [int(c) for c in getattr(self.pixel_decoder, 'in_channels', self.in_channels)]
+        if built != self.in_channels:
+            raise ValueError(f'pixel_decoder.in_channels={built} differs from the head '
+                             f'in_channels={self.in_channels}; set it in the head only')
         decoder_cfg = dict(transformer_decoder)
         for key, value in (('in_channels', self.pixel_decoder.feat_channels),
                            ('mask_dims', self.pixel_decoder.out_channels),
@@ -75,8 +80,13 @@ class Mask2FormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
         Returns:
             tuple: class logits per layer, each (B, Q, K + 1), and mask logits
             per layer, each (B, Q, H/4, W/4); the last entries are final.
+
+        Raises:
+            ValueError: When the feature widths differ from ``in_channels``,
+                saying which config keys to change.
         """
         if self.in_index is not None:
             feats = [feats[i] for i in self.in_index]
+        check_feature_channels(feats, self.in_channels, type(self).__name__)
         pixel_out = self.pixel_decoder(feats)
         return self.predictor(pixel_out.multi_scale_features, pixel_out.mask_features)

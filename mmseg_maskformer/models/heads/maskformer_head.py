@@ -17,7 +17,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS
-from .base import MaskClassificationHeadMixin
+from .base import MaskClassificationHeadMixin, check_feature_channels
 from ..decoders import StandardTransformerDecoder
 
 TRANSFORMER_IN_FEATURES = ('res5', 'transformer_encoder', 'multi_scale_pixel_decoder')
@@ -150,11 +150,7 @@ class MaskFormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
         """
         if self.in_index is not None:
             feats = [feats[i] for i in self.in_index]
-        channels = [int(f.shape[1]) for f in feats]
-        if channels != self.in_channels:
-            raise ValueError(f'MaskFormerDecodeHead got feature maps with channels {channels} '
-                             f'but in_channels is {self.in_channels} (fine to coarse, after '
-                             'in_index)')
+        check_feature_channels(feats, self.in_channels, type(self).__name__)
         outputs = self.pixel_decoder(feats)
         return self.predictor(self._transformer_input(feats, outputs), outputs.mask_features)
 

@@ -56,6 +56,7 @@ from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS
 from ..decoders import StandardTransformerDecoder
+from .base import check_feature_channels
 
 DEFAULT_PIXEL_DECODER: Dict[str, Any] = dict(type='FPNPixelDecoder')
 TRANSFORMER_IN_FEATURES = ('res5', 'transformer_encoder')
@@ -258,11 +259,7 @@ class PerPixelHeadBase(BaseModule):
         """Apply ``in_index`` and check the widths; feats are (B, C_i, H/s_i, W/s_i)."""
         if self.in_index is not None:
             feats = [feats[i] for i in self.in_index]
-        channels = [int(f.shape[1]) for f in feats]
-        if channels != self.in_channels:
-            raise ValueError(f'{type(self).__name__} got feature maps with channels {channels} '
-                             f'but in_channels is {self.in_channels} (fine to coarse, after '
-                             'in_index)')
+        check_feature_channels(feats, self.in_channels, type(self).__name__)
         return list(feats)
 
     def forward(self, feats: Sequence[Tensor]) -> List[Tensor]:

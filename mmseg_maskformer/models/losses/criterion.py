@@ -146,7 +146,7 @@ class MaskFormerCriterion(nn.Module):
         """Mask (sigmoid CE or focal) and dice losses on matched pairs."""
         src = torch.cat([mask_pred[b][p] for b, (p, _) in enumerate(indices)])
         if src.shape[0] == 0:
-            zero = mask_pred.sum() * 0.0
+            zero = mask_pred.float().sum() * 0.0  # fp32 like the other losses, keeps the graph
             return zero, zero.clone()
         tgt = torch.cat(
             [batch_gt_instances[b].masks[g] for b, (_, g) in enumerate(indices)]).to(src.dtype)

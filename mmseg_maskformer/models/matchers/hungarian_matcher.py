@@ -4,6 +4,13 @@ Cost = ``w_cls * class + w_mask * sigmoid-CE + w_dice * dice``, with the mask
 terms evaluated on ``num_points`` points drawn uniformly in the image (the same
 points for predictions and targets), then solved with the Hungarian algorithm
 (scipy, on CPU).
+
+Non-finite costs (NaN or Inf logits, e.g. after a bad step in mixed
+precision) never reach the solver: they are replaced by a cost larger than
+every finite one, so the assignment stays valid and prefers clean queries.
+Each matcher counts the images and cost entries concerned and logs a warning
+for the 1st, 2nd, 4th, 8th, ... such image, so a diverged run does not flood
+the log.
 """
 from typing import Optional, Tuple
 
@@ -29,6 +36,10 @@ class HungarianPointMatcher:
         num_points: Points sampled per image; 0 compares full masks after
             resizing the targets to the prediction size.
         mask_cost: ``'sigmoid_ce'`` (Mask2Former) or ``'focal'`` (MaskFormer).
+
+    Attributes:
+        num_nonfinite_images: Matched images whose cost matrix held NaN/Inf.
+        num_nonfinite_costs: Non-finite cost entries replaced, in total.
     """
 
     def __init__(self,
@@ -46,6 +57,8 @@ class HungarianPointMatcher:
         self.dice_weight = dice_weight
         self.num_points = num_points
         self.mask_cost = mask_cost
+        self.num_nonfinite_images = 0
+        self.num_nonfinite_costs = 0
 
     def cost_matrix(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: Tensor,
                     gt_masks: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
@@ -103,12 +116,31 @@ class HungarianPointMatcher:
         if gt_labels.numel() == 0:
             empty = torch.empty(0, dtype=torch.long, device=device)
             return empty, empty.clone()
-        cost = self.cost_matrix(cls_logits, mask_logits, gt_labels, gt_masks, generator)
-        if not bool(torch.isfinite(cost).all()):
-            print_log(f'HungarianPointMatcher: {int((~torch.isfinite(cost)).sum())} non-finite '
-                      'matching costs replaced by a large finite cost', logger='current',
-                      level=30)
-            cost = stable_cost_matrix(cost)
+        cost = self.sanitize(self.cost_matrix(cls_logits, mask_logits, gt_labels, gt_masks,
+                                              generator))
         pred_idx, gt_idx = linear_sum_assignment(cost.cpu().numpy())
         return (torch.as_tensor(pred_idx, dtype=torch.long, device=device),
                 torch.as_tensor(gt_idx, dtype=torch.long, device=device))
+
+    def sanitize(self, cost: Tensor) -> Tensor:
+        """Replace non-finite costs (see :func:`stable_cost_matrix`), count and report them.
+
+        Args:
+            cost: Cost matrix, shape (Q, N).
+
+        Returns:
+            A finite cost matrix of the same shape (``cost`` itself when finite).
+        """
+        bad = int((~torch.isfinite(cost)).sum())
+        if bad == 0:
+            return cost
+        self.num_nonfinite_images += 1
+        self.num_nonfinite_costs += bad
+        count = self.num_nonfinite_images
+        if count & (count - 1) == 0:  # a power of two: 1, 2, 4, 8, ...
+            print_log(f'HungarianPointMatcher: {bad} of {cost.numel()} matching costs are '
+                      'NaN/Inf (non-finite logits); replaced by a large finite cost. So far '
+                      f'{self.num_nonfinite_costs} non-finite costs in {count} images '
+                      '(logged for the 1st, 2nd, 4th, 8th, ... such image)',
+                      logger='current', level=30)
+        return stable_cost_matrix(cost)
