@@ -15,7 +15,7 @@ _base_ = [
 data_root = 'data/synthetic_ade20k'
 crop_size = (128, 128)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
@@ -24,7 +24,7 @@ train_pipeline = [
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),

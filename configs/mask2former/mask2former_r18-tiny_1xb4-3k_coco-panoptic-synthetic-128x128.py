@@ -12,13 +12,13 @@ _base_ = [
 data_root = 'data/synthetic_coco/'
 image_size = (128, 128)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadPanopticTargets'),
     dict(type='mmdet.RandomFlip', prob=0.5),
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadPanopticTargets', with_masks=False),
     dict(type='PackMaskFormerInputs'),
 ]

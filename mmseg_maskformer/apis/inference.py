@@ -31,6 +31,8 @@ ImageType = Union[str, Path, np.ndarray]
 ANNOTATION_STEPS = ('LoadAnnotations', 'mmdet.LoadAnnotations', 'LoadPanopticTargets',
                     'mmdet.LoadPanopticAnnotations', 'Load16BitAnnotations', 'CheckSegMap',
                     'GenerateMaskTargets', 'mmdet.FilterAnnotations')
+#: Image loaders a test pipeline may start with (replaced for array inputs).
+IMAGE_LOADERS = ('CheckedLoadImageFromFile', 'LoadImageFromFile', 'mmdet.LoadImageFromFile')
 
 
 def _as_config(config: Union[str, Path, Config]) -> Config:
@@ -118,9 +120,9 @@ def build_inference_pipeline(cfg: Config, from_array: bool) -> Compose:
         raise ValueError('the config has neither test_pipeline nor '
                          'test_dataloader.dataset.pipeline; inference needs one')
     steps = [dict(step) for step in steps if step['type'] not in ANNOTATION_STEPS]
-    if steps[0]['type'] not in ('LoadImageFromFile', 'mmdet.LoadImageFromFile'):
-        raise ValueError(f'the test pipeline starts with {steps[0]["type"]}, expected '
-                         'LoadImageFromFile')
+    if steps[0]['type'] not in IMAGE_LOADERS:
+        raise ValueError(f'the test pipeline starts with {steps[0]["type"]}, expected one of '
+                         f'{", ".join(IMAGE_LOADERS)}')
     if from_array:
         steps[0] = dict(type='LoadImageFromNDArray')
     return Compose(steps)

@@ -13,7 +13,7 @@ crop_size = (512, 512)
 num_classes = 847
 ignore_index = 65535
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Load16BitAnnotations'),
     dict(type='RandomChoiceResize',
          scales=[int(x * 0.1 * crop_size[0]) for x in range(5, 21)],
@@ -26,7 +26,7 @@ train_pipeline = [
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     # annotations are loaded after Resize: evaluation is at the original size
     dict(type='Load16BitAnnotations'),

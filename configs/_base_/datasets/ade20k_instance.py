@@ -23,7 +23,7 @@ classes = (
     'traffic light', 'tray', 'ashcan', 'fan', 'plate', 'monitor', 'bulletin board', 'radiator',
     'glass', 'clock', 'flag')
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=True),
     dict(type='RandomChoiceResize',
          resize_type='mmdet.Resize',
@@ -37,7 +37,7 @@ train_pipeline = [
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='mmdet.Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     dict(type='PackMaskFormerInputs'),
 ]

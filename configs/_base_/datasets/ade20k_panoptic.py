@@ -24,7 +24,7 @@ instance_category_ids = [
     label if label in thing_class_ids else -1 for label in range(num_classes)
 ]
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadPanopticTargets'),
     dict(type='RandomChoiceResize',
          resize_type='mmdet.Resize',
@@ -38,7 +38,7 @@ train_pipeline = [
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='mmdet.Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     dict(type='LoadPanopticTargets', with_masks=False),
     dict(type='PackMaskFormerInputs'),

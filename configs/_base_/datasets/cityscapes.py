@@ -10,7 +10,7 @@ data_root = 'data/cityscapes/'
 crop_size = (512, 1024)
 num_classes = 19
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='RandomChoiceResize',
          scales=[int(x * 0.1 * 1024) for x in range(5, 21)],
@@ -23,7 +23,7 @@ train_pipeline = [
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
     dict(type='LoadAnnotations'),
     dict(type='PackMaskFormerInputs'),

@@ -7,7 +7,7 @@ data_root = 'data/coco/'
 image_size = (1024, 1024)
 num_classes = 80
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='mmdet.LoadAnnotations', with_bbox=True, with_mask=True, poly2mask=True),
     dict(type='mmdet.RandomFlip', prob=0.5),
     dict(type='RandomResize', resize_type='mmdet.Resize', scale=image_size,
@@ -18,7 +18,7 @@ train_pipeline = [
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='mmdet.Resize', scale=(1333, 800), keep_ratio=True),
     dict(type='PackMaskFormerInputs'),
 ]

@@ -13,7 +13,7 @@ multi_scale = [
          keep_ratio=True)
 ]
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadPanopticTargets'),
     dict(type='mmdet.RandomFlip', prob=0.5),
     dict(type='RandomChoice',

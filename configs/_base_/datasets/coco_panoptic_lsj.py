@@ -10,7 +10,7 @@ image_size = (1024, 1024)
 num_classes = 133
 thing_class_ids = list(range(80))  # categories sorted by id: the 80 things come first
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadPanopticTargets'),
     dict(type='mmdet.RandomFlip', prob=0.5),
     dict(type='RandomResize', resize_type='mmdet.Resize', scale=image_size,
@@ -21,7 +21,7 @@ train_pipeline = [
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='mmdet.Resize', scale=(1333, 800), keep_ratio=True),
     # ground truth stays at the original size: every metric is computed there
     dict(type='LoadPanopticTargets', with_masks=False),

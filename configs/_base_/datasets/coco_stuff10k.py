@@ -11,7 +11,7 @@ data_root = 'data/coco_stuff10k'
 crop_size = (640, 640)
 num_classes = 171
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations'),  # reduce_zero_label comes from the dataset
     dict(type='RandomChoiceResize',
          scales=[int(x * 0.1 * crop_size[0]) for x in range(5, 16)],
@@ -24,7 +24,7 @@ train_pipeline = [
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     # annotations are loaded after Resize: evaluation is at the original size
     dict(type='LoadAnnotations'),  # reduce_zero_label comes from the dataset

@@ -24,7 +24,7 @@ classes = (
     'Trailer', 'Truck', 'Wheeled Slow', 'Car Mount', 'Ego Vehicle',
 )
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='RandomChoiceResize',
          scales=[int(x * 0.1 * 2048) for x in range(5, 21)],
@@ -37,7 +37,7 @@ train_pipeline = [
     dict(type='PackMaskFormerInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(2048, 2048), keep_ratio=True),
     dict(type='LoadAnnotations'),
     dict(type='PackMaskFormerInputs'),

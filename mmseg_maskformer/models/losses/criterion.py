@@ -132,13 +132,24 @@ class MaskFormerCriterion(nn.Module):
 
     def class_loss(self, cls_pred: Tensor, batch_gt_instances: Sequence[InstanceData],
                    indices: List[Tuple[Tensor, Tensor]]) -> Tensor:
-        """Weighted cross-entropy; unmatched queries target "no object"."""
+        """Weighted cross-entropy; unmatched queries target "no object".
+
+        The weighted mean divides by the sum of the target weights. That sum is
+        averaged over the processes (as the mask-count normaliser is), so N
+        processes with batch B give the gradient of one process with batch N*B;
+        in one process this is ``F.cross_entropy(..., weight)``.
+        """
         target = torch.full(cls_pred.shape[:2], self.num_classes, dtype=torch.long,
                             device=cls_pred.device)
         for b, (pred_idx, gt_idx) in enumerate(indices):
             target[b, pred_idx] = batch_gt_instances[b].labels[gt_idx]
-        return F.cross_entropy(cls_pred.float().transpose(1, 2), target,
-                               self.empty_weight.to(cls_pred.device))
+        weight = self.empty_weight.to(cls_pred.device)
+        per_query = F.cross_entropy(cls_pred.float().transpose(1, 2), target, reduction='none')
+        target_weight = weight[target]
+        total = target_weight.sum().detach()
+        if dist.get_world_size() > 1:
+            dist.all_reduce(total, op='mean')
+        return (target_weight * per_query).sum() / total.clamp(min=torch.finfo(total.dtype).tiny)
 
     def mask_losses(self, mask_pred: Tensor, batch_gt_instances: Sequence[InstanceData],
                     indices: List[Tuple[Tensor, Tensor]],
