@@ -1,0 +1,139 @@
+"""Convert an sssegmentation MaskFormer checkpoint into ours (what maps).
+
+Usage:
+    python tools/model_converters/ssseg2mmseg_maskformer.py SRC.pth DST.pth --config CONFIG
+        [--allow-partial] [--cfg-options KEY=VALUE ...]
+
+Loads ``SRC`` (an sssegmentation ``MaskFormer`` checkpoint, weights under
+``model``) with ``weights_only=True`` and our allow-list, converts its keys,
+builds the model of ``CONFIG`` on CPU and checks the converted tensors
+against it. sssegmentation's MaskFormer has its own PPM + FPN pixel decoder
+(BatchNorm, 512 channels) that our MaskFormer does not have: those tensors are
+always reported as unmatched and our pixel decoder as missing, so a zoo file
+converts only with ``--allow-partial`` (backbone and transformer predictor
+filled, pixel decoder left to training). Any problem is printed and, without
+``--allow-partial``, makes the command fail (exit status 1) without writing
+``DST``. ``DST`` is written atomically as ``{'state_dict': ..., 'meta': ...}``.
+
+Example:
+    python tools/model_converters/ssseg2mmseg_maskformer.py \\
+        maskformer_swintiny_ade20k.pth checkpoints/maskformer_swin-t_ssseg_partial.pth \\
+        --config configs/maskformer/maskformer_swin-t_8xb2-130e_ade20k-512x512.py --allow-partial
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+
+from mmseg_maskformer.converters.common import (ConversionResult, checkpoint_dict,
+                                                compare_with_model)
+from mmseg_maskformer.converters.sssegmentation import (
+    convert_sssegmentation_maskformer, sssegmentation_state_dict, unmatched_pixel_decoder_keys)
+from mmseg_maskformer.engine.checkpoint import UnsafeCheckpointError, load_checkpoint_safe
+from mmseg_maskformer.evaluation.functional.atomic_files import atomic_open
+
+CONVERTER = 'ssseg2mmseg_maskformer'
+
+PIXEL_DECODER_NOTE = (
+    'note: sssegmentation\'s MaskFormer pixel decoder (ppm_net, lateral_convs, fpn_convs, '
+    'decoder_mask: PPM + FPN with BatchNorm, 512 channels) has no counterpart in our '
+    'FPNPixelDecoder (GroupNorm, 256 channels); its tensors are unmatched and our '
+    'decode_head.pixel_decoder.* parameters stay unfilled')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parses the command line."""
+    parser = argparse.ArgumentParser(
+        description='Convert an sssegmentation MaskFormer checkpoint (.pth) to a checkpoint '
+        'of this toolbox, checked against the model of a config.')
+    parser.add_argument('src', help='sssegmentation checkpoint (.pth)')
+    parser.add_argument('dst', help='output checkpoint (.pth)')
+    parser.add_argument('--config', required=True, help='config whose model the weights are for')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='write the file even if keys are unmatched, missing or unexpected')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, as key=value pairs')
+    return parser.parse_args(argv)
+
+
+def build_model(config: str, cfg_options: Any = None) -> torch.nn.Module:
+    """Builds the model of ``config`` on CPU, without loading any pretrained weights."""
+    import mmseg_maskformer  # noqa: F401  (registers our modules)
+    from mmseg_maskformer.registry import MODELS
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg_maskformer'))
+    if cfg.model.get('backbone') is not None:
+        cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model)
+
+
+def problems(result: ConversionResult, report: Dict[str, List[str]]) -> List[str]:
+    """Lines describing everything that keeps the conversion from being exact."""
+    lines = []
+    for title, keys in (('unmatched source keys', result.unmatched),
+                        ('missing in the file', report['missing']),
+                        ('unexpected in the file', report['unexpected']),
+                        ('shape mismatches', report['shape_mismatch'])):
+        if keys:
+            lines.append(f'{len(keys)} {title}:')
+            lines.extend(f'    {key}' for key in keys)
+    return lines
+
+
+def save_atomic(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file next to ``path``, then rename it."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with atomic_open(path, 'wb') as file:
+        torch.save(obj, file)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the conversion; returns the exit status."""
+    args = parse_args(argv)
+    print(f'loading {args.src}', flush=True)
+    try:
+        weights = sssegmentation_state_dict(load_checkpoint_safe(args.src))
+    except (UnsafeCheckpointError, ValueError, FileNotFoundError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    print(f'read {len(weights)} source tensors')
+    result = convert_sssegmentation_maskformer(weights)
+    print(result.summary())
+    if result.dropped:
+        print('dropped on purpose: ' + ', '.join(result.dropped))
+    if unmatched_pixel_decoder_keys(result):
+        print(PIXEL_DECODER_NOTE)
+
+    print(f'building the model of {args.config}', flush=True)
+    model = build_model(args.config, args.cfg_options)
+    report = compare_with_model(result.state_dict, model)
+    if not report['shape_mismatch']:
+        model.load_state_dict(result.state_dict, strict=False)
+    issues = problems(result, report)
+    if issues:
+        print('\n'.join(issues))
+        if not args.allow_partial:
+            print(f'error: the checkpoint does not fit the model of {args.config} exactly; '
+                  'nothing written (use --allow-partial to write it anyway)', file=sys.stderr)
+            return 1
+        print('warning: writing a partial conversion (--allow-partial)', file=sys.stderr)
+    else:
+        print('all parameters of the model are in the file, with the right shapes')
+
+    meta = dict(converter=CONVERTER, source=osp.basename(args.src),
+                config=osp.basename(args.config), unmatched=list(result.unmatched),
+                dropped=list(result.dropped))
+    save_atomic(checkpoint_dict(result, meta), args.dst)
+    print(f'saved {len(result.state_dict)} tensors to {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
