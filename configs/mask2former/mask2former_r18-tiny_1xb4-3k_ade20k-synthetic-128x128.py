@@ -16,7 +16,7 @@ data_root = 'data/synthetic_ade20k'
 crop_size = (128, 128)
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
     dict(type='RandomFlip', prob=0.5),
@@ -26,7 +26,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),
     dict(type='PackMaskFormerInputs'),
 ]

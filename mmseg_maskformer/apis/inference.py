@@ -28,8 +28,8 @@ from mmseg_maskformer.registry import MODELS, SCOPE
 ImageType = Union[str, Path, np.ndarray]
 
 #: Pipeline steps that read ground truth; inference on bare images drops them.
-ANNOTATION_STEPS = ('LoadAnnotations', 'mmdet.LoadAnnotations', 'LoadPanopticTargets',
-                    'mmdet.LoadPanopticAnnotations', 'Load16BitAnnotations', 'CheckSegMap',
+ANNOTATION_STEPS = ('LoadAnnotations', 'CheckedLoadAnnotations', 'mmdet.LoadAnnotations',
+                    'LoadPanopticTargets', 'mmdet.LoadPanopticAnnotations', 'Load16BitAnnotations', 'CheckSegMap',
                     'GenerateMaskTargets', 'mmdet.FilterAnnotations')
 #: Image loaders a test pipeline may start with (replaced for array inputs).
 IMAGE_LOADERS = ('CheckedLoadImageFromFile', 'LoadImageFromFile', 'mmdet.LoadImageFromFile')

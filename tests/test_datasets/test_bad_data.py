@@ -4,6 +4,7 @@ Each test writes a tiny dataset (synthetic ADE20K semantic layout or synthetic C
 panoptic layout) into ``tmp_path``, corrupts one file and loads it through the
 dataset and pipeline the configs use.
 """
+import copy
 import json
 import os
 import os.path as osp
@@ -43,7 +44,7 @@ def logged(monkeypatch) -> list:
 def ade_pipeline(skip_invalid: bool = False) -> list:
     """The semantic loading steps of the ADE20K configs, with the checked image loader."""
     return [dict(type='CheckedLoadImageFromFile', skip_invalid=skip_invalid),
-            dict(type='LoadAnnotations'),  # reduce_zero_label comes from the dataset
+            dict(type='CheckedLoadAnnotations', skip_invalid=skip_invalid),
             dict(type='CheckSegMap', num_classes=150, skip_invalid=skip_invalid)]
 
 
@@ -185,6 +186,38 @@ def test_skip_invalid_draws_another_sample_and_warns(ade_root, logged):
     out = '\n'.join(msg for msg, _ in logged)
     assert 'ADE_train_00000001.jpg: truncated JPEG' in out
     assert 'ADE_train_00000002.png: label map of size (8, 8)' in out
+
+
+def test_missing_label_map_names_the_file(ade_root):
+    dataset = ade_dataset(ade_root)
+    os.remove(ade_file(ade_root, 'seg'))
+    with pytest.raises(FileNotFoundError, match=r'ADE_train_00000001\.png: file not found'):
+        dataset[0]
+
+
+@pytest.mark.parametrize('damage, problem', [(truncate, 'truncated PNG'),
+                                             (garble, 'cannot be decoded')])
+def test_corrupt_label_map_names_the_file(ade_root, damage, problem):
+    damage(ade_file(ade_root, 'seg'))
+    with pytest.raises(ValueError, match=rf'ADE_train_00000001\.png: {problem}'):
+        ade_dataset(ade_root)[0]
+
+
+def test_checked_annotations_equal_mmseg_on_good_files(ade_root):
+    from mmseg.datasets.transforms import LoadAnnotations
+    dataset = ade_dataset(ade_root)
+    results = dict(dataset.get_data_info(0), seg_fields=[])
+    ours = checks.CheckedLoadAnnotations()(copy.deepcopy(results))
+    theirs = LoadAnnotations()(copy.deepcopy(results))
+    np.testing.assert_array_equal(ours['gt_seg_map'], theirs['gt_seg_map'])
+    assert ours['seg_fields'] == theirs['seg_fields'] == ['gt_seg_map']
+
+
+def test_skip_invalid_label_map(ade_root, logged):
+    truncate(ade_file(ade_root, 'seg', 1))
+    dataset = ade_dataset(ade_root, skip_invalid=True, test_mode=False)
+    assert not dataset[0]['seg_map_path'].endswith('ADE_train_00000001.png')
+    assert any('ADE_train_00000001.png: truncated PNG' in msg for msg, _ in logged)
 
 
 # ---------------------------------------------------------------- panoptic

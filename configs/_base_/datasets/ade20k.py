@@ -6,7 +6,7 @@ crop_size = (512, 512)
 num_classes = 150
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegMap', num_classes=num_classes),
     # official short-side jitter: {0.5, 0.6, ..., 2.0} x 512, long side <= 2048
     dict(type='RandomChoiceResize',
@@ -23,7 +23,7 @@ test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     # annotations are loaded after Resize: evaluation is at the original size
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegMap', num_classes=num_classes),
     dict(type='PackMaskFormerInputs'),
 ]

@@ -5,7 +5,7 @@ _base_ = './ade20k.py'
 crop_size = (640, 640)
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),
     dict(type='RandomChoiceResize',
          scales=[int(crop_size[0] * x * 0.1) for x in range(5, 21)],
@@ -20,7 +20,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='CheckSegMap', num_classes={{_base_.num_classes}}),
     dict(type='PackMaskFormerInputs'),
 ]

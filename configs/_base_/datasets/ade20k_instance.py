@@ -4,7 +4,7 @@
 # SceneParse150 ids of the 100 things, names below; mmdet matches them by name).
 # Read with mmdet's CocoDataset; official augmentation: short-side jitter
 # {0.5..2.0} x 640 (long side <= 2560), crop 640, flip, photometric distortion.
-dataset_type = 'mmdet.CocoDataset'
+dataset_type = 'CheckedCocoDataset'
 data_root = 'data/ade/ADEChallengeData2016/'
 crop_size = (640, 640)
 num_classes = 100

@@ -5,7 +5,7 @@ _base_ = './ade20k_640x640.py'
 crop_size = (640, 640)
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='CheckedLoadAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=(4 * crop_size[0], crop_size[0]), ratio_range=(0.5, 2.0),
          keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),

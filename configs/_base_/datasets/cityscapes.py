@@ -11,7 +11,7 @@ crop_size = (512, 1024)
 num_classes = 19
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='RandomChoiceResize',
          scales=[int(x * 0.1 * 1024) for x in range(5, 21)],
          resize_type='ResizeShortestEdge',
@@ -25,7 +25,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(2048, 1024), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='PackMaskFormerInputs'),
 ]
 train_dataloader = dict(

@@ -2,7 +2,7 @@
 #   {train,val}2017/*.jpg, annotations/instances_{train,val}2017.json.
 # Read with mmdet's CocoDataset; crowd annotations are dropped from the targets
 # (as the official Mask2Former mapper does). LSJ as in the panoptic recipe.
-dataset_type = 'mmdet.CocoDataset'
+dataset_type = 'CheckedCocoDataset'
 data_root = 'data/coco/'
 image_size = (1024, 1024)
 num_classes = 80

@@ -12,7 +12,7 @@ crop_size = (640, 640)
 num_classes = 171
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations'),  # reduce_zero_label comes from the dataset
+    dict(type='CheckedLoadAnnotations'),  # reduce_zero_label comes from the dataset
     dict(type='RandomChoiceResize',
          scales=[int(x * 0.1 * crop_size[0]) for x in range(5, 16)],
          resize_type='ResizeShortestEdge',
@@ -27,7 +27,7 @@ test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(4 * crop_size[0], crop_size[0]), keep_ratio=True),
     # annotations are loaded after Resize: evaluation is at the original size
-    dict(type='LoadAnnotations'),  # reduce_zero_label comes from the dataset
+    dict(type='CheckedLoadAnnotations'),  # reduce_zero_label comes from the dataset
     dict(type='PackMaskFormerInputs'),
 ]
 train_dataloader = dict(

@@ -25,7 +25,7 @@ classes = (
 )
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='RandomChoiceResize',
          scales=[int(x * 0.1 * 2048) for x in range(5, 21)],
          resize_type='ResizeShortestEdge',
@@ -39,7 +39,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=(2048, 2048), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='CheckedLoadAnnotations'),
     dict(type='PackMaskFormerInputs'),
 ]
 train_dataloader = dict(

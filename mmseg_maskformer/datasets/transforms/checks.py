@@ -13,6 +13,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmengine import fileio
 from mmengine.logging import print_log
+from mmseg.datasets.transforms import LoadAnnotations as MMSegLoadAnnotations
 from PIL import Image
 
 from mmseg_maskformer.registry import TRANSFORMS
@@ -231,3 +232,38 @@ class CheckedLoadImageFromFile(LoadImageFromFile):
 
     def __repr__(self) -> str:
         return f'{super().__repr__()[:-1]}, skip_invalid={self.skip_invalid})'
+
+
+@TRANSFORMS.register_module()
+class CheckedLoadAnnotations(MMSegLoadAnnotations):
+    """mmseg's ``LoadAnnotations`` that names the file and the problem of a bad label map.
+
+    mmseg fails on a missing label PNG with a bare OS error and on a truncated
+    or undecodable one with ``'NoneType' object has no attribute 'squeeze'``
+    (or loads a truncated PNG partly). The label map is checked with
+    :func:`read_image_checked` first (one extra decode of the PNG), then
+    loaded exactly as ``LoadAnnotations`` does (same arguments and keys).
+
+    Args:
+        skip_invalid: Instead of raising, log a warning and drop the sample
+            (training only, see the module docstring).
+        **kwargs: Arguments of mmseg's ``LoadAnnotations``.
+
+    Raises:
+        FileNotFoundError: ``'<seg_map_path>: file not found'``.
+        ValueError: ``'<seg_map_path>: <problem>'``.
+    """
+
+    def __init__(self, skip_invalid: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.skip_invalid = skip_invalid
+
+    def transform(self, results: dict) -> Optional[dict]:
+        """Load ``results['seg_map_path']``; None for a dropped bad file."""
+        label = read_image_checked(results['seg_map_path'], 'unchanged',
+                                   backend=self.imdecode_backend,
+                                   backend_args=self.backend_args,
+                                   skip_invalid=self.skip_invalid)
+        if label is None:
+            return None
+        return super().transform(results)
