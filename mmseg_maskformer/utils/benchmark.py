@@ -7,6 +7,8 @@ Small functions with no knowledge of the command line: time a callable
 callables (:func:`inference_step`, :func:`train_step`).
 """
 import contextlib
+import ctypes
+import gc
 import os
 import resource
 import statistics
@@ -118,16 +120,25 @@ def _rss_sampler(interval: float, peak: List[int]):
         peak[0] = max(peak[0], _rss_bytes())
 
 
+def _release_free_heap() -> None:
+    """Return freed heap pages to the system (glibc only; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def measure_peak_memory(fn: Callable[[], object], device: str = 'cpu',
                         interval: float = 0.002) -> float:
     """Peak memory that one call of ``fn`` adds, in MiB.
 
     CUDA: ``torch.cuda.max_memory_allocated`` (tensors only) above the memory
     allocated before the call. CPU: the peak resident set size sampled every
-    ``interval`` seconds by a thread, above the RSS before the call (memory
-    the allocator keeps from earlier calls is not counted again, so run the
-    call once before). Kept apart from :func:`time_fn`: the sampling thread
-    would slow the timed calls.
+    ``interval`` seconds by a thread, above the RSS before the call. Freed
+    heap memory is first returned to the system (glibc ``malloc_trim``), so
+    what earlier calls or another model left in the allocator neither hides
+    nor inflates this call's peak. Kept apart from :func:`time_fn`: the
+    sampling thread would slow the timed calls.
     """
     if str(device).startswith('cuda'):
         torch.cuda.synchronize()
@@ -136,6 +147,8 @@ def measure_peak_memory(fn: Callable[[], object], device: str = 'cpu',
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - before) / 2**20
+    gc.collect()
+    _release_free_heap()
     before = _rss_bytes()
     peak = [before]
     with _rss_sampler(interval, peak):

@@ -37,19 +37,18 @@ def ms_deform_attn_core(value: Tensor, spatial_shapes: Tensor, sampling_location
     sizes = [int(h) * int(w) for h, w in spatial_shapes.tolist()]
     value_list = value.split(sizes, dim=1)
     grids = 2 * sampling_locations - 1
-    sampled = []
+    weights = attention_weights.transpose(1, 2).reshape(b * m, 1, q, num_levels, num_points)
+    weights = weights.to(value.dtype)
+    out = None
     for lvl, (h, w) in enumerate(spatial_shapes.tolist()):
-        # (B, H*W, M, D) -> (B*M, D, H, W)
         value_l = value_list[lvl].flatten(2).transpose(1, 2).reshape(b * m, d, int(h), int(w))
-        # (B, Q, M, P, 2) -> (B*M, Q, P, 2)
         grid_l = grids[:, :, :, lvl].transpose(1, 2).flatten(0, 1)
-        sampled.append(
-            F.grid_sample(value_l, grid_l.to(value_l.dtype), mode='bilinear',
-                          padding_mode='zeros', align_corners=False))  # (B*M, D, Q, P)
-    # (B, Q, M, L, P) -> (B*M, 1, Q, L*P)
-    weights = attention_weights.transpose(1, 2).reshape(b * m, 1, q, num_levels * num_points)
-    out = (torch.stack(sampled, dim=-2).flatten(-2) * weights.to(value.dtype)).sum(-1)
-    return out.view(b, m * d, q).transpose(1, 2).contiguous().to(out_dtype)
+        sampled = F.grid_sample(value_l, grid_l.to(value_l.dtype), mode='bilinear',
+                                padding_mode='zeros', align_corners=False)  # (B*M, D, Q, P)
+        # weight and sum the points level by level: no (B*M, D, Q, L*P) stack is built
+        term = (sampled * weights[:, :, :, lvl]).sum(-1)
+        out = term if out is None else out.add_(term)
+    return out.reshape(b, m * d, q).transpose(1, 2).contiguous().to(out_dtype)
 
 
 def _mmcv_kernel_available() -> bool:
