@@ -6,7 +6,9 @@ source keys it did not use, so nothing is silently dropped. Buffers that have no
 counterpart on purpose (``criterion.empty_weight``, ``num_batches_tracked``...)
 are listed separately as ``dropped``.
 """
+import os
 import re
+import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -126,3 +128,53 @@ def checkpoint_dict(result: ConversionResult,
                     meta: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The ``{'state_dict': ..., 'meta': ...}`` dict our loaders read."""
     return dict(state_dict=result.state_dict, meta=dict(meta or {}))
+
+
+def build_model_from_config(config: str, cfg_options: Optional[Dict[str, Any]] = None
+                            ) -> nn.Module:
+    """The model of a config on CPU, without loading any pretrained backbone weights."""
+    import mmseg_maskformer  # noqa: F401  (registers our modules)
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmseg_maskformer.registry import MODELS
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg_maskformer'))
+    if cfg.model.get('backbone') is not None:
+        cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model)
+
+
+def fit_problems(result: ConversionResult, report: Mapping[str, List[str]]) -> List[str]:
+    """Report lines for everything that keeps a conversion from fitting a model exactly.
+
+    Args:
+        result: The conversion.
+        report: :func:`compare_with_model` of its state dict and the model.
+    """
+    lines = []
+    for title, keys in (('unmatched source keys', result.unmatched),
+                        ('missing in the file', report['missing']),
+                        ('unexpected in the file', report['unexpected']),
+                        ('shape mismatches', report['shape_mismatch'])):
+        if keys:
+            lines.append(f'{len(keys)} {title}:')
+            lines.extend(f'    {key}' for key in keys)
+    return lines
+
+
+def save_checkpoint_atomic(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file next to ``path``, then rename it onto ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, tmp_path = tempfile.mkstemp(dir=directory, suffix='.tmp')
+    os.close(handle)
+    try:
+        torch.save(obj, tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise

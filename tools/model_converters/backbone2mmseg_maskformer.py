@@ -24,20 +24,18 @@ parameters) make the command fail without writing ``DST`` unless
 ``--allow-partial`` is given.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from typing import Any, Dict, List
 
-import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmseg_maskformer.converters.backbones import (swin_official_to_mmseg,
                                                    torchvision_resnet_to_mmseg)
+from mmseg_maskformer.converters.common import save_checkpoint_atomic as save_atomic
 from mmseg_maskformer.converters.common import (ConversionResult, checkpoint_dict,
                                                 compare_with_model)
 from mmseg_maskformer.converters.detectron2 import convert_detectron2_backbone
@@ -94,21 +92,6 @@ def check_against_config(result: ConversionResult, config: str) -> Dict[str, Lis
     backbone_cfg = cfg.model.backbone
     backbone_cfg.init_cfg = None
     return compare_with_model(result.state_dict, MODELS.build(backbone_cfg))
-
-
-def save_atomic(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename it."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=directory, suffix='.tmp')
-    os.close(handle)
-    try:
-        torch.save(obj, tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
 
 
 def main() -> int:

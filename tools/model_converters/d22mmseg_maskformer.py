@@ -16,18 +16,15 @@ downgrades it to a warning. ``DST`` is written atomically as
 ``tools/test.py CONFIG DST``.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
-from typing import Any, Dict, List
 
-import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
 
-from mmseg_maskformer.converters.common import (ConversionResult, checkpoint_dict,
-                                                compare_with_model)
+from mmseg_maskformer.converters.common import build_model_from_config as build_model
+from mmseg_maskformer.converters.common import checkpoint_dict, compare_with_model
+from mmseg_maskformer.converters.common import fit_problems as problems
+from mmseg_maskformer.converters.common import save_checkpoint_atomic as save_atomic
 from mmseg_maskformer.converters.detectron2 import (ARCHITECTURES, BACKBONES, convert_detectron2,
                                                     detect_architecture, detect_backbone,
                                                     load_detectron2_checkpoint,
@@ -54,47 +51,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, as key=value pairs')
     return parser.parse_args()
-
-
-def build_model(config: str, cfg_options: Any = None) -> torch.nn.Module:
-    """Builds the model of ``config`` on CPU, without loading any pretrained weights."""
-    import mmseg_maskformer  # noqa: F401  (registers our modules)
-    from mmseg_maskformer.registry import MODELS
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg_maskformer'))
-    if cfg.model.get('backbone') is not None:
-        cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model)
-
-
-def problems(result: ConversionResult, report: Dict[str, List[str]]) -> List[str]:
-    """Lines describing everything that keeps the conversion from being exact."""
-    lines = []
-    for title, keys in (('unmatched source keys', result.unmatched),
-                        ('missing in the file', report['missing']),
-                        ('unexpected in the file', report['unexpected']),
-                        ('shape mismatches', report['shape_mismatch'])):
-        if keys:
-            lines.append(f'{len(keys)} {title}:')
-            lines.extend(f'    {key}' for key in keys)
-    return lines
-
-
-def save_atomic(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename it."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=directory, suffix='.tmp')
-    os.close(handle)
-    try:
-        torch.save(obj, tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
 
 
 def main() -> int:

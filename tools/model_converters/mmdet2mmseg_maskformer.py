@@ -21,21 +21,19 @@ Example:
         --config configs/mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py
 """
 import argparse
-import os
 import os.path as osp
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
-import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
 
-from mmseg_maskformer.converters.common import (ConversionResult, checkpoint_dict,
-                                                compare_with_model)
+from mmseg_maskformer.converters.common import build_model_from_config as build_model
+from mmseg_maskformer.converters.common import checkpoint_dict, compare_with_model
+from mmseg_maskformer.converters.common import fit_problems as problems
+from mmseg_maskformer.converters.common import save_checkpoint_atomic as save_atomic
 from mmseg_maskformer.converters.mmdet_checkpoint import (checkpoint_state_dict,
                                                           convert_mmdet_mask2former)
 from mmseg_maskformer.engine.checkpoint import UnsafeCheckpointError, load_checkpoint_safe
-from mmseg_maskformer.evaluation.functional.atomic_files import atomic_open
 
 CONVERTER = 'mmdet2mmseg_maskformer'
 
@@ -53,39 +51,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, as key=value pairs')
     return parser.parse_args(argv)
-
-
-def build_model(config: str, cfg_options: Any = None) -> torch.nn.Module:
-    """Builds the model of ``config`` on CPU, without loading any pretrained weights."""
-    import mmseg_maskformer  # noqa: F401  (registers our modules)
-    from mmseg_maskformer.registry import MODELS
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg_maskformer'))
-    if cfg.model.get('backbone') is not None:
-        cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model)
-
-
-def problems(result: ConversionResult, report: Dict[str, List[str]]) -> List[str]:
-    """Lines describing everything that keeps the conversion from being exact."""
-    lines = []
-    for title, keys in (('unmatched source keys', result.unmatched),
-                        ('missing in the file', report['missing']),
-                        ('unexpected in the file', report['unexpected']),
-                        ('shape mismatches', report['shape_mismatch'])):
-        if keys:
-            lines.append(f'{len(keys)} {title}:')
-            lines.extend(f'    {key}' for key in keys)
-    return lines
-
-
-def save_atomic(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file next to ``path``, then rename it."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with atomic_open(path, 'wb') as file:
-        torch.save(obj, file)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
