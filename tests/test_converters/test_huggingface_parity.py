@@ -180,20 +180,40 @@ def test_mask2former_postprocessing_matches_image_processor():
     _check_instances(ours, outputs, processor, x, shape)
 
 
-def test_maskformer_semantic_matches_image_processor():
+def test_maskformer_postprocessing_matches_image_processor():
     """MaskFormer's queries collapse in a tiny random DETR decoder (zero initial
-    content, near-uniform attention), which makes panoptic and instance results
-    a matter of ties; the semantic map (a sum over queries) is compared."""
-    hf_model = _confident(ref.build(CASES['maskformer_swin']()))
-    ours = _convert(hf_model)
-    x = _inputs()
+    content, near-uniform attention), so its own outputs give constant maps.
+    The logits equal Hugging Face's (``test_logits_match``); here both sides
+    post-process the same diverse logits (random classes, confident random
+    masks at 1/4 of the input) through the converted model's ``predict`` and
+    ``MaskFormerImageProcessor``: semantic maps, panoptic segments and
+    instances must agree."""
+    hf_model = ref.build(CASES['maskformer_swin']())
+    ours = _convert(hf_model, thing_class_ids=THINGS)
+    x, processor, shape = _inputs(), MaskFormerImageProcessor(), (24, 32)
+    gen = torch.Generator().manual_seed(11)
     with torch.no_grad():
         outputs = hf_model(pixel_values=x)
-    samples = _predict(ours, x, (24, 32), semantic_on=True, panoptic_on=False,
-                       instance_on=False)
-    semantic = MaskFormerImageProcessor().post_process_semantic_segmentation(outputs)
-    for sample, sem in zip(samples, semantic):
+    num_queries = outputs.class_queries_logits.shape[1]
+    cls = 6.0 * torch.randn(2, num_queries, ref.NUM_LABELS + 1, generator=gen)
+    masks = 8.0 * torch.randn(2, num_queries, 6, 8, generator=gen)
+    masks = torch.nn.functional.interpolate(masks, size=shape, mode='bilinear')
+    outputs.class_queries_logits, outputs.masks_queries_logits = cls, masks
+    ours._forward = lambda inputs, data_samples=None: (cls, masks)
+    samples = _predict(ours, x, shape, semantic_on=True, panoptic_on=True, instance_on=False,
+                       object_mask_threshold=0.5, overlap_threshold=0.0)
+    semantic = processor.post_process_semantic_segmentation(outputs)
+    panoptic = processor.post_process_panoptic_segmentation(
+        outputs, threshold=0.5, mask_threshold=0.5, overlap_mask_area_threshold=0.0,
+        label_ids_to_fuse=set(range(ref.NUM_LABELS)) - set(THINGS))
+    for sample, sem, pan in zip(samples, semantic, panoptic):
+        assert len(sem.unique()) > 2  # a real map, not a constant
         assert torch.equal(sample.pred_sem_seg.data[0], sem)
+        labels = {s['id']: s['label_id'] for s in pan['segments_info']}
+        assert len(labels) >= 3
+        _assert_same_partition(sample.pred_panoptic_seg.sem_seg[0], pan['segmentation'], labels,
+                               void=ref.NUM_LABELS)
+    _check_instances(ours, outputs, processor, x, shape)
 
 
 def _check_instances(ours: torch.nn.Module, outputs, processor, x: torch.Tensor,
