@@ -6,6 +6,7 @@ pickle); the others call the scripts' ``main`` in this process, which is faster.
 import importlib.util
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,33 @@ def test_d2_cli_converts_and_saves_a_loadable_checkpoint(tmp_path, tiny_model):
     for key, value in expected.items():
         assert torch.equal(checkpoint['state_dict'][key], value), key
     assert sorted(os.listdir(dst.parent)) == ['converted.pth']  # no temporary file left
+
+
+def test_converted_checkpoint_works_in_test_py_and_init_model(tmp_path, tiny_model):
+    """The converted file evaluates with ``tools/test.py`` exactly like the original weights."""
+    from mmseg_maskformer.apis import init_model
+    from mmseg_maskformer.datasets import generate_synthetic_ade20k
+    data_root = tmp_path / 'ade'
+    generate_synthetic_ade20k(str(data_root), num_train=1, num_val=2, img_size=64, seed=1)
+    src, dst = tmp_path / 'model_final.pkl', tmp_path / 'converted.pth'
+    write_d2_pickle(src, to_detectron2_names(tiny_model.state_dict()))
+    assert run(D2_CLI, src, dst, '--config', TINY_CONFIG).returncode == 0
+    original = tmp_path / 'original.pth'
+    torch.save(dict(state_dict=tiny_model.state_dict()), original)
+    loaded = init_model(TINY_CONFIG, str(dst), strict=True)
+    for key, value in tiny_model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    metrics = []
+    for checkpoint in (dst, original):
+        proc = run('tools/test.py', TINY_CONFIG, checkpoint, '--work-dir',
+                   tmp_path / f'work_{checkpoint.stem}', '--cfg-options',
+                   f'test_dataloader.dataset.data_root={data_root}',
+                   'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False')
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        found = re.findall(r'(aAcc|mIoU|mAcc): (\d+\.\d+)', proc.stdout + proc.stderr)
+        assert found, proc.stdout[-2000:]
+        metrics.append(dict(found))
+    assert metrics[0] == metrics[1]
 
 
 def test_d2_cli_refuses_an_inexact_conversion_unless_allowed(tmp_path, tiny_model, monkeypatch,
