@@ -47,10 +47,18 @@ def _read_json(path: str) -> Dict[str, Any]:
         return json.load(file)
 
 
+def load_file(path: str) -> Dict[str, torch.Tensor]:
+    """Tensors of one ``.safetensors`` file (the format runs no code when read)."""
+    try:
+        from safetensors.torch import load_file as load_safetensors
+    except ImportError:
+        raise ImportError(f'reading {path} needs the safetensors package: '
+                          'pip install -r requirements/optional.txt') from None
+    return load_safetensors(path)
+
+
 def load_hf_weights(hf_dir: str) -> Mapping[str, torch.Tensor]:
     """Tensors of a ``save_pretrained`` directory (safetensors first, then .bin)."""
-    from safetensors.torch import load_file
-
     single = osp.join(hf_dir, 'model.safetensors')
     if osp.isfile(single):
         return load_file(single)
