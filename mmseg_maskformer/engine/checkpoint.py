@@ -282,7 +282,7 @@ def load_checkpoint_safe(filename: str, map_location: Any = 'cpu') -> Any:
         raise _refusal(filename, _refused_global(filename, str(error))) from None
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
+class NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler that rebuilds only numpy arrays, numpy scalars and dicts."""
 
     def __init__(self, file: io.BufferedIOBase, filename: str) -> None:
@@ -343,7 +343,7 @@ def load_pickle_safe(filename: str) -> Any:
     if not osp.isfile(filename):
         raise FileNotFoundError(f'pickle {filename} can not be found.')
     with open(filename, 'rb') as file:
-        return _NumpyOnlyUnpickler(file, filename).load()
+        return NumpyOnlyUnpickler(file, filename).load()
 
 
 # Loaders for mmengine's CheckpointLoader schemes. mmengine logs the scheme by

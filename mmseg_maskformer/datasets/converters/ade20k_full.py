@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mmseg_maskformer.engine.checkpoint import UnsafeCheckpointError, _NumpyOnlyUnpickler
+from mmseg_maskformer.engine.checkpoint import UnsafeCheckpointError, NumpyOnlyUnpickler
 from ..ade20k_full import ADE20K_FULL_IGNORE_INDEX
 from .ade20k_full_categories import ADE20K_FULL_CATEGORIES
 
@@ -160,7 +160,7 @@ def resize_pair(image: np.ndarray, class_map: np.ndarray,
             cv2.resize(class_map, size, interpolation=cv2.INTER_NEAREST))
 
 
-class _IndexUnpickler(_NumpyOnlyUnpickler):
+class _IndexUnpickler(NumpyOnlyUnpickler):
     """The numpy-only unpickler of checkpoints, with errors that name the index."""
 
     def find_class(self, module: str, name: str) -> Any:
