@@ -2,6 +2,7 @@
 # (configs/mapillary-vistas/semantic-segmentation/maskformer2_R50_bs16_300k.yaml): 8 GPUs x 2
 # images, 300k iterations, short-side jitter {0.5, ..., 2.0} x 2048 (long side <= 8192), crop
 # 1024 (MaskFormer crops 1280), flip, photometric distortion; tested at long side 2048.
+# Reported: 57.4 mIoU (59.0 ms+flip).
 _base_ = [
     '../_base_/models/mask2former_r50.py', '../_base_/datasets/mapillary_v1_65.py',
     '../_base_/default_runtime.py', '../_base_/schedules/schedule_300k.py'
