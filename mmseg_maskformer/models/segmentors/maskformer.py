@@ -47,6 +47,10 @@ class MaskFormerSegmentor(BaseModel):
             the official code). ``mode`` is accepted for mmseg compatibility
             (only whole-image inference).
         data_preprocessor: Data preprocessor config.
+        channels_last: Run the backbone in channels-last memory format (its
+            weights and the input images): faster convolutions on CPU (oneDNN)
+            and on recent GPUs, same results up to float rounding; the
+            checkpoint layout is unchanged.
         init_cfg: mmengine init config.
     """
 
@@ -57,9 +61,13 @@ class MaskFormerSegmentor(BaseModel):
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
+                 channels_last: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
         self.neck = MODELS.build(neck) if neck is not None else None
         self.decode_head = MODELS.build(decode_head)
         self.train_cfg = train_cfg or {}
@@ -95,6 +103,8 @@ class MaskFormerSegmentor(BaseModel):
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         """Multi-scale features, fine to coarse, of inputs (B, 3, H, W)."""
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         feats = self.backbone(inputs)
         if self.neck is not None:
             feats = self.neck(feats)

@@ -13,10 +13,11 @@ NUM_CLASSES = 5
 THINGS = [1, 3]
 
 
-def tiny_segmentor(**test_cfg):
+def tiny_segmentor(channels_last=False, **test_cfg):
     init_default_scope('mmseg_maskformer')
     return MODELS.build(dict(
         type='MaskFormerSegmentor',
+        channels_last=channels_last,
         data_preprocessor=dict(type='MaskFormerDataPreprocessor', size_divisor=32),
         backbone=dict(type='ResNet', depth=18, base_channels=8, stem_channels=8,
                       out_indices=(0, 1, 2, 3)),
@@ -95,3 +96,32 @@ def test_panoptic_map_encoding():
     assert int(labels.max()) <= NUM_CLASSES  # NUM_CLASSES marks void
     stuff = (labels != NUM_CLASSES) & ~torch.isin(labels, torch.tensor(THINGS))
     assert not bool(instance_ids[stuff].any())  # stuff has instance id 0
+
+
+def test_channels_last_gives_the_same_outputs_and_checkpoint_layout():
+    torch.manual_seed(0)
+    plain = tiny_segmentor().eval()
+    fast = tiny_segmentor(channels_last=True).eval()
+    fast.load_state_dict(plain.state_dict())
+    conv = fast.backbone.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    for key, value in fast.state_dict().items():
+        assert value.shape == plain.state_dict()[key].shape, key
+    inputs = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        expected = plain(inputs, mode='tensor')
+        got = fast(inputs, mode='tensor')
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    # training works in that layout: finite loss and gradients on the backbone
+    fast.train()
+    sample = SegDataSample(metainfo=dict(img_shape=(64, 96), batch_input_shape=(64, 96)))
+    from mmengine.structures import InstanceData
+    masks = torch.zeros(2, 64, 96, dtype=torch.bool)
+    masks[0, :32] = True
+    masks[1, 32:] = True
+    sample.gt_instances = InstanceData(labels=torch.tensor([1, 2]), masks=masks)
+    losses = fast(inputs[:1], [sample], mode='loss')
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    assert torch.isfinite(total) and fast.backbone.conv1.weight.grad.abs().sum() > 0
