@@ -8,6 +8,7 @@ are listed separately as ``dropped``.
 """
 import os
 import re
+import sys
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -178,3 +179,38 @@ def save_checkpoint_atomic(obj: Any, path: str) -> None:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def fit_and_save(result: ConversionResult, config: str, dst: str, meta: Dict[str, Any],
+                 allow_partial: bool = False,
+                 cfg_options: Optional[Dict[str, Any]] = None) -> int:
+    """The last step of the converter tools: check against a config's model, then write.
+
+    Builds the model of ``config``, prints every unmatched, missing, unexpected
+    or mis-shaped key, and writes ``{'state_dict', 'meta'}`` atomically to
+    ``dst`` unless the conversion does not fit exactly and ``allow_partial`` is
+    False.
+
+    Returns:
+        The tool's exit status: 0 when written, 1 when refused.
+    """
+    print(f'building the model of {config}', flush=True)
+    model = build_model_from_config(config, cfg_options)
+    report = compare_with_model(result.state_dict, model)
+    if not report['shape_mismatch']:
+        model.load_state_dict(result.state_dict, strict=False)
+    issues = fit_problems(result, report)
+    if issues:
+        print('\n'.join(issues))
+        if not allow_partial:
+            print(f'error: the checkpoint does not fit the model of {config} exactly; '
+                  'nothing written (use --allow-partial to write it anyway)', file=sys.stderr)
+            return 1
+        print('warning: writing a partial conversion (--allow-partial)', file=sys.stderr)
+    else:
+        print('all parameters of the model are in the file, with the right shapes')
+    meta = dict(meta, config=os.path.basename(config), unmatched=list(result.unmatched),
+                dropped=list(result.dropped))
+    save_checkpoint_atomic(checkpoint_dict(result, meta), dst)
+    print(f'saved {len(result.state_dict)} tensors to {dst}')
+    return 0

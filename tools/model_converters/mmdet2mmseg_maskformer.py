@@ -27,10 +27,7 @@ from typing import Optional, Sequence
 
 from mmengine.config import DictAction
 
-from mmseg_maskformer.converters.common import build_model_from_config as build_model
-from mmseg_maskformer.converters.common import checkpoint_dict, compare_with_model
-from mmseg_maskformer.converters.common import fit_problems as problems
-from mmseg_maskformer.converters.common import save_checkpoint_atomic as save_atomic
+from mmseg_maskformer.converters.common import fit_and_save
 from mmseg_maskformer.converters.mmdet_checkpoint import (checkpoint_state_dict,
                                                           convert_mmdet_mask2former)
 from mmseg_maskformer.engine.checkpoint import UnsafeCheckpointError, load_checkpoint_safe
@@ -66,28 +63,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'read {len(weights)} source tensors')
     print(result.summary())
 
-    print(f'building the model of {args.config}', flush=True)
-    model = build_model(args.config, args.cfg_options)
-    report = compare_with_model(result.state_dict, model)
-    if not report['shape_mismatch']:
-        model.load_state_dict(result.state_dict, strict=False)
-    issues = problems(result, report)
-    if issues:
-        print('\n'.join(issues))
-        if not args.allow_partial:
-            print(f'error: the checkpoint does not fit the model of {args.config} exactly; '
-                  'nothing written (use --allow-partial to write it anyway)', file=sys.stderr)
-            return 1
-        print('warning: writing a partial conversion (--allow-partial)', file=sys.stderr)
-    else:
-        print('all parameters of the model are in the file, with the right shapes')
-
-    meta = dict(converter=CONVERTER, source=osp.basename(args.src),
-                config=osp.basename(args.config), unmatched=list(result.unmatched),
-                dropped=list(result.dropped))
-    save_atomic(checkpoint_dict(result, meta), args.dst)
-    print(f'saved {len(result.state_dict)} tensors to {args.dst}')
-    return 0
+    meta = dict(converter=CONVERTER, source=osp.basename(args.src))
+    return fit_and_save(result, args.config, args.dst, meta, allow_partial=args.allow_partial,
+                        cfg_options=args.cfg_options)
 
 
 if __name__ == '__main__':
