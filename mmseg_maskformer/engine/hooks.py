@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from mmengine import dist
 from mmengine.dataset import BaseDataset
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 
 from mmseg_maskformer.registry import HOOKS
@@ -109,8 +109,12 @@ class RNGStateHook(Hook):
       step ``t`` and one resumed at ``t`` draw the same numbers afterwards, and
       a best checkpoint saved during validation holds the training states.
 
-    Random data augmentation is made resumable by :class:`SeededInfiniteSampler`;
-    in distributed runs every rank restores the states saved by rank 0.
+    Random data augmentation is made resumable by :class:`SeededInfiniteSampler`.
+    In distributed runs the states of every rank are gathered right before an
+    iteration-based checkpoint is written (``checkpoint['rng_state_per_rank']``)
+    and each rank restores its own on resume, when the world size is the same;
+    otherwise (and for best checkpoints saved during validation) every rank
+    restores rank 0's states.
     """
 
     priority = 'LOW'
@@ -118,6 +122,22 @@ class RNGStateHook(Hook):
     def __init__(self) -> None:
         self._paused: Optional[RNGState] = None
         self._pending: Optional[Tuple[int, RNGState]] = None
+        self._rank_states: Optional[Tuple[int, list]] = None
+
+    @staticmethod
+    def _saves_after(runner) -> bool:
+        """Whether an iteration-based checkpoint hook saves after this iteration."""
+        for hook in getattr(runner, 'hooks', ()):
+            if isinstance(hook, CheckpointHook) and not hook.by_epoch:
+                return bool(hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
+                            or (hook.save_last and hook.is_last_train_iter(runner)))
+        return False
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None,
+                         outputs: Any = None) -> None:
+        """Gathers every rank's states when a checkpoint follows (runs before it)."""
+        if dist.get_world_size() > 1 and self._saves_after(runner):
+            self._rank_states = (runner.iter, dist.all_gather_object(get_rng_state()))
 
     def before_val(self, runner) -> None:
         self._paused = get_rng_state()
@@ -129,9 +149,15 @@ class RNGStateHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['rng_state'] = self._paused if self._paused is not None else get_rng_state()
+        if self._paused is None and self._rank_states is not None \
+                and self._rank_states[0] == runner.iter:
+            checkpoint['rng_state_per_rank'] = self._rank_states[1]
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('rng_state')
+        per_rank = checkpoint.get('rng_state_per_rank')
+        if per_rank is not None and len(per_rank) == dist.get_world_size():
+            state = per_rank[dist.get_rank()]
         step = checkpoint.get('meta', {}).get('iter')
         self._pending = (int(step), state) if state is not None and step else None
 

@@ -107,3 +107,45 @@ def test_dist_loss_log_hook_is_a_no_op_in_one_process():
     outputs = dict(loss=torch.tensor(2.0))
     DistLossLogHook().after_train_iter(FakeRunner(1), 0, None, outputs)
     assert outputs['loss'].item() == 2.0
+
+
+class FakeCheckpointRunner(FakeRunner):
+    """Iteration ``iteration`` of ``max_iters``, with an iteration checkpoint hook."""
+
+    def __init__(self, iteration: int, interval: int = 2, max_iters: int = 8) -> None:
+        from mmengine.hooks import CheckpointHook
+        super().__init__(iteration)
+        self.max_iters = max_iters
+        self.train_loop = type('Loop', (), dict(max_iters=max_iters))()
+        self.hooks = [CheckpointHook(interval=interval, by_epoch=False)]
+
+
+def test_each_rank_restores_its_own_state(monkeypatch):
+    from mmengine import dist
+    rank_states = []
+    for rank in range(2):  # what each of two ranks holds after iteration 3 (index)
+        torch.manual_seed(100 + rank)
+        rank_states.append(get_rng_state())
+    monkeypatch.setattr(dist, 'get_world_size', lambda *a: 2)
+    monkeypatch.setattr(dist, 'all_gather_object', lambda obj, *a: list(rank_states))
+    hook, checkpoint = RNGStateHook(), dict(meta=dict(iter=4))
+    hook.after_train_iter(FakeCheckpointRunner(2), batch_idx=2)  # no save after it
+    assert hook._rank_states is None
+    hook.after_train_iter(FakeCheckpointRunner(3), batch_idx=3)  # interval 2: saves
+    hook.before_save_checkpoint(FakeCheckpointRunner(3), checkpoint)
+    assert len(checkpoint['rng_state_per_rank']) == 2
+    for rank in range(2):
+        monkeypatch.setattr(dist, 'get_rank', lambda *a: rank)
+        set_rng_state(rank_states[rank])
+        expected = torch.rand(3)
+        torch.manual_seed(7)  # whatever the restarted process holds
+        hook.after_load_checkpoint(FakeRunner(0), checkpoint)
+        hook.before_train_iter(FakeRunner(4), batch_idx=4)
+        assert torch.equal(torch.rand(3), expected)
+    # another world size: every rank falls back to rank 0's state
+    monkeypatch.setattr(dist, 'get_world_size', lambda *a: 3)
+    set_rng_state(checkpoint['rng_state'])
+    expected = torch.rand(3)
+    hook.after_load_checkpoint(FakeRunner(0), checkpoint)
+    hook.before_train_iter(FakeRunner(4), batch_idx=4)
+    assert torch.equal(torch.rand(3), expected)
