@@ -15,7 +15,8 @@ from mmseg_maskformer.datasets.panoptic import PanopticFormatDataset
 from mmseg_maskformer.evaluation.functional import (atomic_open, atomic_save_png,
                                                     atomic_write_json, read_panoptic_png)
 from mmseg_maskformer.evaluation.metrics import (AtomicIoUMetric, CocoInstanceMetric,
-                                                 PanopticQualityMetric)
+                                                 PanopticQualityMetric,
+                                                 assemble_partial_annotations)
 
 
 @pytest.fixture(scope='module')
@@ -77,6 +78,19 @@ def test_panoptic_outputs_survive_an_interrupted_run(dataset, tmp_path, monkeypa
     assert hidden == [] and visible == ['000000142238.png']  # the first image, complete
     assert (read_panoptic_png(f'{prefix}.panoptic/000000142238.png') > 0).any()
     assert not Path(f'{prefix}.panoptic.json').exists()  # written at the end only
+    # the finished image's record survives; the JSON is rebuilt from the records
+    json_path = assemble_partial_annotations(str(prefix))
+    annotations = json.loads(Path(json_path).read_text())['annotations']
+    assert [a['file_name'] for a in annotations] == ['000000142238.png']
+    # an uninterrupted run writes the same record for that image, and no records folder
+    complete = PanopticQualityMetric(outfile_prefix=str(tmp_path / 'full'))
+    complete.dataset_meta = meta
+    monkeypatch.undo()
+    complete.process({}, samples)
+    complete.evaluate(len(samples))
+    full = json.loads(Path(f'{tmp_path}/full.panoptic.json').read_text())['annotations']
+    assert full[0] == annotations[0] and len(full) == len(samples)
+    assert not Path(f'{tmp_path}/full.panoptic.partial').exists()
 
 
 # ---------------------------------------------------------------- panoptic quality

@@ -12,10 +12,16 @@ counts a false negative for every non-crowd GT segment (PQ 0 for their
 categories; categories with neither GT nor predictions do not enter the
 averages, as in ``pq_compute``). Zero evaluated images is an error, since no
 category can be averaged. Written files are complete or absent: each PNG is
-written atomically as its image is scored, the JSON atomically at the end.
+written atomically as its image is scored, together with its annotation record
+(``{outfile_prefix}.panoptic.partial/<image>.json``), and the JSON atomically
+at the end (the records are then removed). After an interruption the records
+of every finished image remain; :func:`assemble_partial_annotations` turns them
+into the JSON.
 """
+import json
 import os
 import os.path as osp
+import shutil
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -71,6 +77,37 @@ def panoptic_to_coco(panoptic: np.ndarray,
     segments = [{'id': int(seg_id), 'category_id': _plain(category_ids[int(label)])}
                 for seg_id, label in zip(seg_ids[is_segment], labels[is_segment])]
     return ids, segments
+
+
+def partial_dir(outfile_prefix: str) -> str:
+    """Folder of the per-image annotation records of a run writing ``outfile_prefix``."""
+    return f'{outfile_prefix}.panoptic.partial'
+
+
+def assemble_partial_annotations(outfile_prefix: str) -> str:
+    """Writes ``{outfile_prefix}.panoptic.json`` from the records of an interrupted run.
+
+    Args:
+        outfile_prefix: The ``outfile_prefix`` of the interrupted run.
+
+    Returns:
+        The path of the JSON, holding one annotation per image whose PNG was
+        written (sorted by file name).
+
+    Raises:
+        FileNotFoundError: If the run left no records.
+    """
+    folder = partial_dir(outfile_prefix)
+    if not osp.isdir(folder):
+        raise FileNotFoundError(f'{folder} does not exist: no records of an interrupted run')
+    annotations = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith('.json') and not name.startswith('.'):
+            with open(osp.join(folder, name)) as file:
+                annotations.append(json.load(file))
+    json_path = f'{outfile_prefix}.panoptic.json'
+    atomic_write_json(json_path, {'annotations': annotations})
+    return json_path
 
 
 def _plain(value: Any) -> Any:
@@ -202,6 +239,10 @@ class PanopticQualityMetric(BaseMetric):
             write_panoptic_png(osp.join(self.seg_out_dir, file_name), pred_ids)
             result['annotation'] = dict(image_id=image_id, file_name=file_name,
                                         segments_info=segments)
+            records = partial_dir(self.outfile_prefix)
+            os.makedirs(records, exist_ok=True)
+            atomic_write_json(osp.join(records, osp.splitext(file_name)[0] + '.json'),
+                              result['annotation'])
         if not self.format_only:
             missing = [key for key in ('seg_map_path', 'segments_info') if key not in sample]
             if missing:
@@ -227,6 +268,7 @@ class PanopticQualityMetric(BaseMetric):
             json_path = f'{self.outfile_prefix}.panoptic.json'
             os.makedirs(osp.dirname(osp.abspath(json_path)), exist_ok=True)
             atomic_write_json(json_path, {'annotations': [r['annotation'] for r in results]})
+            shutil.rmtree(partial_dir(self.outfile_prefix), ignore_errors=True)
             print_log(f'panoptic predictions written to {json_path} and {self.seg_out_dir}/',
                       logger='current')
         if self.format_only:
