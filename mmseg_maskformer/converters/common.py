@@ -9,7 +9,6 @@ are listed separately as ``dropped``.
 import os
 import re
 import sys
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -17,6 +16,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from mmseg_maskformer.utils.atomic_files import atomic_open
 
 #: A renaming rule: a regular expression matched against the whole source key
 #: and its replacement (``re.sub`` syntax, ``\1`` for groups).
@@ -168,17 +169,9 @@ def fit_problems(result: ConversionResult, report: Mapping[str, List[str]]) -> L
 
 def save_checkpoint_atomic(obj: Any, path: str) -> None:
     """``torch.save`` to a temporary file next to ``path``, then rename it onto ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(dir=directory, suffix='.tmp')
-    os.close(handle)
-    try:
-        torch.save(obj, tmp_path)
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_open(path, 'wb') as file:
+        torch.save(obj, file)
 
 
 def fit_and_save(result: ConversionResult, config: str, dst: str, meta: Dict[str, Any],

@@ -27,7 +27,6 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
-from torch import Tensor
 
 from .backbones import swin_official_to_mmseg, torchvision_resnet_to_mmseg
 from .common import ConversionResult, Rule, apply_rules, to_tensor

@@ -217,7 +217,8 @@ def test_cli_converts_pixel_by_pixel_and_resumes(raw_release, tmp_path, capsys):
                                  '--overwrite')
     assert status == 0 and 'validation: 1 images, 1 converted, 0 skipped' in stdout
     assert os.stat(tif).st_mtime_ns != mtime
-    assert not [f for _, _, files in os.walk(out) for f in files if f.endswith('.part')]
+    # no temporary file of the atomic writes is left
+    assert not [f for _, _, files in os.walk(out) for f in files if f.endswith(('.tmp', '.part'))]
 
 
 def test_outputs_load_through_the_dataset_config(raw_release, capsys):

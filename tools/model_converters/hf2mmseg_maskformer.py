@@ -18,7 +18,6 @@ import json
 import os
 import os.path as osp
 import sys
-import tempfile
 from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
@@ -27,11 +26,12 @@ from mmengine.registry import init_default_scope
 
 import mmseg_maskformer  # noqa: F401  (registers the models)
 from mmseg_maskformer.converters.common import (ConversionResult, checkpoint_dict,
-                                                compare_with_model)
+                                                compare_with_model, save_checkpoint_atomic)
 from mmseg_maskformer.converters.huggingface import convert_huggingface, hf_architecture
 from mmseg_maskformer.converters.huggingface_config import config_from_huggingface
 from mmseg_maskformer.engine.checkpoint import load_checkpoint_safe
 from mmseg_maskformer.registry import MODELS
+from mmseg_maskformer.utils.atomic_files import atomic_open
 
 
 def parse_args(argv: List[str]) -> argparse.Namespace:
@@ -75,27 +75,6 @@ def load_hf_weights(hf_dir: str) -> Mapping[str, torch.Tensor]:
                             'pytorch_model.bin')
 
 
-def _atomic_write(path: str, write) -> None:
-    """Calls ``write(tmp_path)`` and moves the result onto ``path``."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix=osp.basename(path))
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_text(text: str):
-    def write(tmp: str) -> None:
-        with open(tmp, 'w', encoding='utf-8') as file:
-            file.write(text)
-    return write
-
-
 def convert(hf_dir: str, out: str, out_config: str) -> Tuple[ConversionResult, Dict[str, List]]:
     """Converts, writes both files and checks them against the built model.
 
@@ -112,8 +91,10 @@ def convert(hf_dir: str, out: str, out_config: str) -> Tuple[ConversionResult, D
     meta = dict(source=osp.basename(osp.normpath(hf_dir)),
                 converter='hf2mmseg_maskformer', architecture=hf_architecture(hf_config),
                 dataset_meta=dict(classes=[id2label[k] for k in sorted(id2label, key=int)]))
-    _atomic_write(out_config, _write_text(text))
-    _atomic_write(out, lambda tmp: torch.save(checkpoint_dict(result, meta), tmp))
+    os.makedirs(osp.dirname(osp.abspath(out_config)), exist_ok=True)
+    with atomic_open(out_config, 'w') as file:
+        file.write(text)
+    save_checkpoint_atomic(checkpoint_dict(result, meta), out)
 
     init_default_scope('mmseg_maskformer')
     model = MODELS.build(Config.fromfile(out_config).model)

@@ -44,7 +44,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mmseg_maskformer.engine.checkpoint import UnsafeCheckpointError, NumpyOnlyUnpickler
+from mmseg_maskformer.engine.checkpoint import NumpyOnlyUnpickler, UnsafeCheckpointError
+from mmseg_maskformer.utils.atomic_files import atomic_save_image
 from ..ade20k_full import ADE20K_FULL_IGNORE_INDEX
 from .ade20k_full_categories import ADE20K_FULL_CATEGORIES
 
@@ -269,13 +270,6 @@ def output_paths(out_root: str, split: str, name: str) -> Tuple[str, str]:
             osp.join(out_root, ANNOTATION_DIR, split, f'{name}.tif'))
 
 
-def _save(image: Image.Image, path: str, fmt: str) -> None:
-    """Saves under a temporary name, then renames (no partial output file)."""
-    tmp = f'{path}.part'
-    image.save(tmp, format=fmt)
-    os.replace(tmp, path)
-
-
 def convert_image(jpg: str, out_image: str, out_label: str,
                   lut: Optional[np.ndarray] = None) -> Tuple[int, int]:
     """Converts one image and its ``*_seg.png`` to the official outputs.
@@ -304,8 +298,9 @@ def convert_image(jpg: str, out_image: str, out_label: str,
                          'differ in size')
     image, class_map = resize_pair(image, class_map)
     labels = lut[class_map]
-    _save(Image.fromarray(image), out_image, 'JPEG')
-    _save(Image.fromarray(labels), out_label, 'TIFF')  # uint16 -> mode 'I;16'
+    atomic_save_image(out_image, Image.fromarray(image), 'JPEG', fsync=False)
+    # uint16 -> mode 'I;16'
+    atomic_save_image(out_label, Image.fromarray(labels), 'TIFF', fsync=False)
     return labels.shape
 
 

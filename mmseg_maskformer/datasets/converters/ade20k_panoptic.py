@@ -35,6 +35,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 from PIL import Image
 
+from mmseg_maskformer.utils.atomic_files import atomic_write_json
 from mmseg_maskformer.utils.panoptic import id2rgb
 from ..coco_format import mask_bbox
 
@@ -350,14 +351,6 @@ def _read_png(path: str, ndim: int) -> np.ndarray:
     return array[..., :3] if ndim == 3 else array
 
 
-def _save_json(obj: dict, path: str) -> None:
-    """Write JSON through a temporary file, so a complete file or none exists."""
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
-
-
 def outputs_complete(root: str, split: str) -> bool:
     """Whether both JSONs and every panoptic PNG of ``split`` exist for its images."""
     paths = split_paths(root, split)
@@ -404,10 +397,13 @@ def convert_split(root: str, split: str, nproc: int = 1, official_stats: bool = 
                 progress(len(results), len(jobs))
     instances = [dict(ann, id=k + 1)
                  for k, ann in enumerate(ann for _, _, anns in results for ann in anns)]
-    _save_json(dict(images=[r[0] for r in results], annotations=instances,
-                    categories=ade20k_instance_categories()), paths['instance_json'])
-    _save_json(dict(images=[r[0] for r in results], annotations=[r[1] for r in results],
-                    categories=ade20k_panoptic_categories()), paths['panoptic_json'])
+    images = [r[0] for r in results]
+    atomic_write_json(paths['instance_json'],
+                      dict(images=images, annotations=instances,
+                           categories=ade20k_instance_categories()), fsync=False)
+    atomic_write_json(paths['panoptic_json'],
+                      dict(images=images, annotations=[r[1] for r in results],
+                           categories=ade20k_panoptic_categories()), fsync=False)
     num_segments = sum(len(r[1]['segments_info']) for r in results)
     return dict(images=len(results), segments=num_segments,
                 stuff=num_segments - len(instances), things=len(instances))

@@ -45,6 +45,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 from PIL import Image
 
+from mmseg_maskformer.utils.atomic_files import atomic_write_json
 from mmseg_maskformer.utils.panoptic import id2rgb
 from ..coco_format import mask_bbox
 
@@ -329,12 +330,9 @@ def _run(func: Callable, jobs: Sequence[tuple], nproc: int, progress: Progress) 
 
 
 def _save_json(obj: dict, path: str, **dump_args) -> None:
-    """Write JSON through a temporary file, so a complete file or none exists."""
+    """Write JSON atomically (a complete file or none), creating its folder."""
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as file:
-        json.dump(obj, file, **dump_args)
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, fsync=False, **dump_args)
 
 
 def convert_panoptic_split(root: str, split: str, out_dir: Optional[str] = None,

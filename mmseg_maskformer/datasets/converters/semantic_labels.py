@@ -24,11 +24,13 @@ passed through silently.
 import json
 import os
 import os.path as osp
+import shutil
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
+from mmseg_maskformer.utils.atomic_files import atomic_open, atomic_save_png
 from mmseg_maskformer.utils.panoptic import rgb2id
 from ..coco_categories import coco_thing_categories
 
@@ -97,11 +99,9 @@ def apply_lut(labels: np.ndarray, lut: np.ndarray, known: Iterable[int]) -> Tupl
 
 
 def _save_png(array: np.ndarray, path: str) -> None:
-    """Writes a PNG atomically (temporary file, then rename)."""
+    """Writes a PNG atomically, creating its folder."""
     os.makedirs(osp.dirname(path), exist_ok=True)
-    tmp = f'{path}.tmp{os.getpid()}'
-    Image.fromarray(array).save(tmp, format='PNG')
-    os.replace(tmp, path)
+    atomic_save_png(path, array, fsync=False)
 
 
 def _read_list(path: str) -> List[str]:
@@ -152,9 +152,8 @@ def convert_coco_stuff10k(root: str, out_dir: Optional[str] = None,
             out_image = osp.join(out_dir, 'images', f'{split}2014', f'{name}.jpg')
             if osp.abspath(out_image) != osp.abspath(image):
                 os.makedirs(osp.dirname(out_image), exist_ok=True)
-                with open(image, 'rb') as src, open(out_image + '.tmp', 'wb') as dst:
-                    dst.write(src.read())
-                os.replace(out_image + '.tmp', out_image)
+                with open(image, 'rb') as src, atomic_open(out_image, fsync=False) as dst:
+                    shutil.copyfileobj(src, dst)
             _save_png(mapped, osp.join(out_dir, 'annotations', f'{split}2014',
                                        f'{name}_labelTrainIds.png'))
             counts[split] += 1

@@ -1,5 +1,5 @@
 """Pure metric functions and atomic writing of prediction files."""
-from .atomic_files import atomic_open, atomic_save_png, atomic_write_json
+from mmseg_maskformer.utils.atomic_files import atomic_open, atomic_save_png, atomic_write_json
 from .panoptic_quality import (PQ_SPLITS, PanopticFormatError, PQStat, PQStatCat, pq_compute,
                                pq_compute_single, pq_compute_stat, pq_per_class_table,
                                pq_summary_table, read_panoptic_png, summarize_pq,

@@ -39,7 +39,7 @@ from PIL import Image
 from terminaltables import AsciiTable
 
 from mmseg_maskformer.utils.panoptic import OFFSET, VOID, id2rgb, rgb2id
-from .atomic_files import atomic_save_png
+from mmseg_maskformer.utils.atomic_files import atomic_save_png
 
 #: The three summaries of a PQ evaluation: name and ``isthing`` filter.
 PQ_SPLITS: Tuple[Tuple[str, Optional[bool]], ...] = (
