@@ -16,12 +16,13 @@ be resumed.
 import argparse
 import os.path as osp
 import sys
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from mmseg_maskformer.datasets.converters.ade20k_full import (ANNOTATION_DIR, IMAGE_DIR,
                                                               INDEX_FILE, SPLITS,
                                                               UnsafeIndexError, convert_split,
                                                               load_index)
+from mmseg_maskformer.utils.progress import progress_printer
 
 RELEASE_HINT = 'ADE20K_2021_17_01.zip from https://ade20k.csail.mit.edu/ (registration needed)'
 
@@ -46,14 +47,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _progress(split: str) -> Callable[[int, int], None]:
-    """A callback printing ``split: done/total images`` about every 5%."""
-    def report(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 20) == 0:
-            print(f'  {split}: {done}/{total} images', flush=True)
-    return report
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Convert the requested splits; returns the exit status."""
     args = parse_args(argv)
@@ -69,7 +62,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{split}: converting into {osp.join(args.out_dir, IMAGE_DIR, split)} and '
               f'{osp.join(args.out_dir, ANNOTATION_DIR, split)}', flush=True)
         try:
-            counts = convert_split(args.root, args.out_dir, split, progress=_progress(split),
+            counts = convert_split(args.root, args.out_dir, split,
+                                   progress=progress_printer('images', split),
                                    overwrite=args.overwrite, index=index, nproc=args.nproc)
         except (FileNotFoundError, ValueError) as error:
             print(f'{split}: {error}', file=sys.stderr)

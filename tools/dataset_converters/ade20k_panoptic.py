@@ -18,6 +18,7 @@ from typing import List, Optional
 from mmseg_maskformer.datasets.converters.ade20k_panoptic import (SPLITS, convert_split,
                                                                   missing_inputs,
                                                                   outputs_complete, split_paths)
+from mmseg_maskformer.utils.progress import progress_printer
 
 HINTS = {
     'images': 'ADEChallengeData2016.zip from http://sceneparsing.csail.mit.edu/',
@@ -56,14 +57,6 @@ def check_inputs(root: str, splits: List[str]) -> List[str]:
     return errors
 
 
-def _progress(split: str):
-    """A callback printing ``split: done/total`` about every 5%."""
-    def report(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 20) == 0:
-            print(f'  {split}: {done}/{total} images', flush=True)
-    return report
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Convert the requested splits; returns the exit status."""
     args = parse_args(argv)
@@ -80,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{split}: converting {paths["images"]}', flush=True)
         counts = convert_split(args.root, split, nproc=args.nproc,
                                official_stats=not args.consistent_stats,
-                               progress=_progress(split))
+                               progress=progress_printer('images', split))
         print(f'{split}: {counts["images"]} images, {counts["segments"]} segments '
               f'({counts["stuff"]} stuff, {counts["things"]} things) -> '
               f'{paths["panoptic_json"]}, {paths["panoptic_dir"]}/, {paths["instance_json"]}')

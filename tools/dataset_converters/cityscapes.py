@@ -13,12 +13,7 @@ import sys
 from typing import List, Optional
 
 from mmseg_maskformer.datasets.converters.semantic_labels import convert_cityscapes
-
-
-def progress(done: int, total: int) -> None:
-    """Prints ``done/total`` about every 5%."""
-    if done == total or done % max(1, total // 20) == 0:
-        print(f'  {done}/{total} label maps', flush=True)
+from mmseg_maskformer.utils.progress import progress_printer
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -29,7 +24,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         choices=['train', 'val', 'test'])
     args = parser.parse_args(argv)
     try:
-        counts = convert_cityscapes(args.root, args.splits, progress=progress)
+        counts = convert_cityscapes(args.root, args.splits, progress=progress_printer('label maps'))
     except (FileNotFoundError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1

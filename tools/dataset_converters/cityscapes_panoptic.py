@@ -15,10 +15,11 @@ with their label ids; ``--use-train-id`` writes train ids 0..18 and adds
 import argparse
 import os.path as osp
 import sys
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from mmseg_maskformer.datasets.converters.cityscapes_panoptic import (convert_panoptic_split,
                                                                       panoptic_paths)
+from mmseg_maskformer.utils.progress import progress_printer
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -41,14 +42,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def progress(split: str) -> Callable[[int, int], None]:
-    """A callback printing ``split: done/total`` about every 5%."""
-    def report(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 20) == 0:
-            print(f'  {split}: {done}/{total} images', flush=True)
-    return report
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Convert the requested splits; returns the exit status."""
     args = parse_args(argv)
@@ -59,7 +52,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         try:
             counts = convert_panoptic_split(args.root, split, args.out_dir, args.use_train_id,
-                                            nproc=args.nproc, progress=progress(split))
+                                            nproc=args.nproc,
+                                            progress=progress_printer('images', split))
         except (FileNotFoundError, ValueError) as error:
             print(f'error: {error}', file=sys.stderr)
             return 1

@@ -16,12 +16,7 @@ import sys
 from typing import List, Optional
 
 from mmseg_maskformer.datasets.converters.semantic_labels import convert_coco_panoptic_semantic
-
-
-def progress(done: int, total: int) -> None:
-    """Prints ``done/total`` about every 5%."""
-    if done == total or done % max(1, total // 20) == 0:
-        print(f'  {done}/{total} images', flush=True)
+from mmseg_maskformer.utils.progress import progress_printer
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -33,7 +28,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         counts = convert_coco_panoptic_semantic(args.panoptic_json, args.panoptic_dir,
-                                                args.out_dir, progress=progress)
+                                                args.out_dir, progress=progress_printer('images'))
     except (FileNotFoundError, ValueError, KeyError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1

@@ -14,12 +14,7 @@ import sys
 from typing import List, Optional
 
 from mmseg_maskformer.datasets.converters.semantic_labels import convert_coco_stuff10k
-
-
-def progress(done: int, total: int) -> None:
-    """Prints ``done/total`` about every 5%."""
-    if done == total or done % max(1, total // 20) == 0:
-        print(f'  {done}/{total} images', flush=True)
+from mmseg_maskformer.utils.progress import progress_printer
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -29,7 +24,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--out-dir', help='output root (default: the release folder)')
     args = parser.parse_args(argv)
     try:
-        counts = convert_coco_stuff10k(args.root, args.out_dir, progress=progress)
+        counts = convert_coco_stuff10k(args.root, args.out_dir, progress=progress_printer('images'))
     except (FileNotFoundError, KeyError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
