@@ -10,7 +10,7 @@ from .backbones import (caffe2_resnet_to_mmseg, detectron2_resnet_to_mmseg,
                         torchvision_resnet_to_mmseg)
 from .common import (ConversionResult, apply_rules, build_model_from_config, checkpoint_dict,
                      compare_with_model, fit_and_save, fit_problems, save_checkpoint_atomic,
-                     to_tensor)
+                     to_tensor, unwrap_state_dict)
 from .detectron2 import (convert_detectron2, convert_detectron2_backbone,
                          load_detectron2_checkpoint)
 from .huggingface import convert_huggingface
@@ -22,6 +22,7 @@ from .sssegmentation import convert_sssegmentation_maskformer
 __all__ = [
     'ConversionResult', 'apply_rules', 'build_model_from_config', 'checkpoint_dict',
     'compare_with_model', 'fit_and_save', 'fit_problems', 'save_checkpoint_atomic', 'to_tensor',
+    'unwrap_state_dict',
     'caffe2_resnet_to_mmseg', 'detectron2_resnet_to_mmseg', 'patch_merging_from_mmseg',
     'patch_merging_to_mmseg', 'swin_official_to_mmseg', 'torchvision_resnet_to_mmseg',
     'convert_detectron2', 'convert_detectron2_backbone', 'load_detectron2_checkpoint',

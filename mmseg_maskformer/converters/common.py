@@ -98,6 +98,24 @@ def apply_rules(state_dict: Mapping[str, Any], rules: Sequence[Rule],
     return result
 
 
+def unwrap_state_dict(checkpoint: Mapping[str, Any],
+                      keys: Sequence[str] = ('state_dict', 'model')) -> Mapping[str, Any]:
+    """The weights inside a loaded checkpoint.
+
+    Args:
+        checkpoint: A loaded checkpoint dict.
+        keys: Wrapper keys tried in order (OpenMMLab files keep the weights
+            under ``state_dict``, Detectron2 and sssegmentation under ``model``).
+
+    Returns:
+        The first wrapper entry that is a dict, else ``checkpoint`` itself.
+    """
+    for key in keys:
+        if isinstance(checkpoint.get(key), Mapping):
+            return checkpoint[key]
+    return checkpoint
+
+
 def compare_with_model(state_dict: Mapping[str, Tensor], model: nn.Module,
                        ignore: Iterable[str] = (r'.*num_batches_tracked',
                                                 r'.*relative_position_index')

@@ -31,7 +31,7 @@ from torch import Tensor
 from ..engine.checkpoint import load_checkpoint_safe, load_pickle_safe
 from .backbones import (caffe2_resnet_to_mmseg, detectron2_resnet_to_mmseg, strip_prefix,
                         swin_official_to_mmseg)
-from .common import ConversionResult, apply_rules
+from .common import ConversionResult, apply_rules, unwrap_state_dict
 
 __all__ = [
     'ARCHITECTURES', 'BACKBONES', 'load_detectron2_checkpoint', 'detect_architecture',
@@ -152,10 +152,7 @@ def load_detectron2_checkpoint(path: str) -> Dict[str, np.ndarray]:
         checkpoint = load_pickle_safe(path)
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'{path} holds a {type(checkpoint).__name__}, not a dict of weights')
-    for wrapper in ('model', 'state_dict'):
-        if isinstance(checkpoint.get(wrapper), Mapping):
-            checkpoint = checkpoint[wrapper]
-            break
+    checkpoint = unwrap_state_dict(checkpoint, ('model', 'state_dict'))
     weights = OrderedDict((key, value) for key, value in checkpoint.items()
                           if isinstance(value, (np.ndarray, np.generic, Tensor)))
     if not weights or len(weights) != len(checkpoint):

@@ -27,7 +27,7 @@ import re
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from .common import ConversionResult
+from .common import ConversionResult, unwrap_state_dict
 from .mmdet import mmdet_to_ours_mask2former
 
 #: Head prefix in the checkpoint -> the peer that writes it.
@@ -132,8 +132,7 @@ def convert_mmdet_mask2former(state_dict: Mapping[str, Any],
 def checkpoint_state_dict(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
     """The weights inside a loaded OpenMMLab checkpoint (``state_dict`` key) or the
     checkpoint itself when it is a bare state dict."""
-    inner = checkpoint.get('state_dict')
-    return inner if isinstance(inner, Mapping) else checkpoint
+    return unwrap_state_dict(checkpoint, ('state_dict', ))
 
 
 __all__: List[str] = ['HEAD_PREFIXES', 'checkpoint_state_dict', 'convert_mmdet_mask2former',

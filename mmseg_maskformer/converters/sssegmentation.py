@@ -37,7 +37,7 @@ top-level names (stable from its 2021 to its 2024 versions):
 from collections import OrderedDict
 from typing import Any, List, Mapping
 
-from .common import ConversionResult, Rule, apply_rules
+from .common import ConversionResult, Rule, apply_rules, unwrap_state_dict
 
 #: Top-level names of sssegmentation's PPM + FPN pixel decoder (no counterpart here).
 PIXEL_DECODER_PREFIXES = ('ppm_net.', 'lateral_convs.', 'fpn_convs.', 'decoder_mask.')
@@ -65,11 +65,7 @@ def sssegmentation_state_dict(checkpoint: Mapping[str, Any]) -> 'OrderedDict[str
     a bare state dict or an OpenMMLab ``{'state_dict': ...}`` is accepted too.
     A ``module.`` prefix (data-parallel wrapper) is removed.
     """
-    weights = checkpoint
-    for key in ('model', 'state_dict'):
-        if isinstance(checkpoint.get(key), Mapping):
-            weights = checkpoint[key]
-            break
+    weights = unwrap_state_dict(checkpoint, ('model', 'state_dict'))
     return OrderedDict((key[len('module.'):] if key.startswith('module.') else key, value)
                        for key, value in weights.items())
 

@@ -37,7 +37,7 @@ from mmseg_maskformer.converters.backbones import (swin_official_to_mmseg,
                                                    torchvision_resnet_to_mmseg)
 from mmseg_maskformer.converters.common import save_checkpoint_atomic as save_atomic
 from mmseg_maskformer.converters.common import (ConversionResult, checkpoint_dict,
-                                                compare_with_model)
+                                                compare_with_model, unwrap_state_dict)
 from mmseg_maskformer.converters.detectron2 import convert_detectron2_backbone
 from mmseg_maskformer.engine.checkpoint import (UnsafeCheckpointError, load_checkpoint_safe,
                                                 load_pickle_safe)
@@ -73,10 +73,7 @@ def load_weights(path: str) -> Dict[str, Any]:
         checkpoint = load_checkpoint_safe(path)
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'{path} holds a {type(checkpoint).__name__}, not a dict of weights')
-    for wrapper in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(wrapper), Mapping):
-            checkpoint = checkpoint[wrapper]
-            break
+    checkpoint = unwrap_state_dict(checkpoint, ('state_dict', 'model'))
     weights = {key: value for key, value in checkpoint.items() if not isinstance(value, Mapping)}
     if weights and all(key.startswith('module.') for key in weights):
         weights = {key[len('module.'):]: value for key, value in weights.items()}
