@@ -8,7 +8,7 @@ sssegmentation MaskFormer checkpoints (in part), and ImageNet backbones
 from .backbones import (caffe2_resnet_to_mmseg, detectron2_resnet_to_mmseg,
                         patch_merging_from_mmseg, patch_merging_to_mmseg, swin_official_to_mmseg,
                         torchvision_resnet_to_mmseg)
-from .common import (ConversionResult, apply_rules, build_model_from_config, checkpoint_dict,
+from .common import (ConversionResult, apply_rules, checkpoint_dict,
                      compare_with_model, fit_and_save, fit_problems, save_checkpoint_atomic,
                      to_tensor, unwrap_state_dict)
 from .detectron2 import (convert_detectron2, convert_detectron2_backbone,
@@ -20,7 +20,7 @@ from .mmdet_checkpoint import convert_mmdet_mask2former
 from .sssegmentation import convert_sssegmentation_maskformer
 
 __all__ = [
-    'ConversionResult', 'apply_rules', 'build_model_from_config', 'checkpoint_dict',
+    'ConversionResult', 'apply_rules', 'checkpoint_dict',
     'compare_with_model', 'fit_and_save', 'fit_problems', 'save_checkpoint_atomic', 'to_tensor',
     'unwrap_state_dict',
     'caffe2_resnet_to_mmseg', 'detectron2_resnet_to_mmseg', 'patch_merging_from_mmseg',

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmseg_maskformer.apis import init_model
 from mmseg_maskformer.utils.atomic_files import atomic_open
 
 #: A renaming rule: a regular expression matched against the whole source key
@@ -150,23 +151,6 @@ def checkpoint_dict(result: ConversionResult,
     return dict(state_dict=result.state_dict, meta=dict(meta or {}))
 
 
-def build_model_from_config(config: str, cfg_options: Optional[Dict[str, Any]] = None
-                            ) -> nn.Module:
-    """The model of a config on CPU, without loading any pretrained backbone weights."""
-    import mmseg_maskformer  # noqa: F401  (registers our modules)
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    from mmseg_maskformer.registry import MODELS
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg_maskformer'))
-    if cfg.model.get('backbone') is not None:
-        cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model)
-
-
 def fit_problems(result: ConversionResult, report: Mapping[str, List[str]]) -> List[str]:
     """Report lines for everything that keeps a conversion from fitting a model exactly.
 
@@ -206,7 +190,7 @@ def fit_and_save(result: ConversionResult, config: str, dst: str, meta: Dict[str
         The tool's exit status: 0 when written, 1 when refused.
     """
     print(f'building the model of {config}', flush=True)
-    model = build_model_from_config(config, cfg_options)
+    model = init_model(config, cfg_options=cfg_options)  # no pretrained weights are loaded
     report = compare_with_model(result.state_dict, model)
     if not report['shape_mismatch']:
         model.load_state_dict(result.state_dict, strict=False)

@@ -21,16 +21,14 @@ import sys
 from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 import mmseg_maskformer  # noqa: F401  (registers the models)
+from mmseg_maskformer.apis import init_model
 from mmseg_maskformer.converters.common import (ConversionResult, checkpoint_dict,
                                                 compare_with_model, save_checkpoint_atomic)
 from mmseg_maskformer.converters.huggingface import convert_huggingface, hf_architecture
 from mmseg_maskformer.converters.huggingface_config import config_from_huggingface
 from mmseg_maskformer.engine.checkpoint import load_checkpoint_safe
-from mmseg_maskformer.registry import MODELS
 from mmseg_maskformer.utils.atomic_files import atomic_open
 
 
@@ -96,8 +94,7 @@ def convert(hf_dir: str, out: str, out_config: str) -> Tuple[ConversionResult, D
         file.write(text)
     save_checkpoint_atomic(checkpoint_dict(result, meta), out)
 
-    init_default_scope('mmseg_maskformer')
-    model = MODELS.build(Config.fromfile(out_config).model)
+    model = init_model(out_config)
     state_dict = load_checkpoint_safe(out)['state_dict']
     report = compare_with_model(state_dict, model)
     if not report['shape_mismatch']:
