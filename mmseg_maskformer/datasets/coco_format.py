@@ -12,6 +12,7 @@ import numpy as np
 from mmseg_maskformer.utils.panoptic import VOID
 
 __all__ = [
+    'check_annotation_categories',
     'mask_bbox', 'segments_info_from_id_map', 'mask_to_uncompressed_rle', 'mask_to_polygons',
     'instance_annotations'
 ]
@@ -136,3 +137,27 @@ def instance_annotations(id_map: np.ndarray, segments_info: Sequence[dict], imag
                                 category_id=seg['category_id'], segmentation=segmentation,
                                 area=seg['area'], bbox=list(seg['bbox']), iscrowd=seg['iscrowd']))
     return annotations
+
+
+def check_annotation_categories(dataset: dict, source: str) -> None:
+    """Reject a COCO instance file whose annotations use undeclared categories.
+
+    mmdet's ``CocoDataset`` silently drops such annotations and pycocotools
+    leaves them out of every category's evaluation.
+
+    Args:
+        dataset: The loaded JSON (``images``, ``annotations``, ``categories``).
+        source: File name used in the error.
+
+    Raises:
+        ValueError: Naming the file, the annotation, the image (id and file
+            name) and the category id.
+    """
+    known = {cat['id'] for cat in dataset.get('categories', [])}
+    file_names = {image.get('id'): image.get('file_name') for image in dataset.get('images', [])}
+    for ann in dataset.get('annotations', []):
+        if ann.get('category_id') not in known:
+            image_id = ann.get('image_id')
+            raise ValueError(f'{source}: annotation {ann.get("id")!r} of image {image_id!r} '
+                             f'({file_names.get(image_id)}) has category_id '
+                             f'{ann.get("category_id")!r}, which is not in categories')

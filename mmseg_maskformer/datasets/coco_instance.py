@@ -12,6 +12,7 @@ from typing import Union
 from mmdet.datasets import CocoDataset
 
 from mmseg_maskformer.registry import DATASETS
+from .coco_format import check_annotation_categories
 
 
 @DATASETS.register_module()
@@ -25,20 +26,14 @@ class CheckedCocoDataset(CocoDataset):
     """
 
     def parse_data_info(self, raw_data_info: dict) -> Union[dict, list]:
-        """Check one image's annotations, then parse them as mmdet does."""
-        if not getattr(self, '_classes_checked', False):
-            self._check_classes()
-        known = self.coco.cats
-        image = raw_data_info['raw_img_info']
-        for ann in raw_data_info['raw_ann_info']:
-            if ann['category_id'] not in known:
-                raise ValueError(
-                    f'{self.ann_file}: annotation {ann.get("id")} of image {image["img_id"]} '
-                    f'({image.get("file_name")}) has category_id {ann["category_id"]}, which '
-                    'is not in the categories of the file')
+        """Check the file's categories (first call), then parse as mmdet does."""
+        if not getattr(self, '_checked', False):
+            self._check_categories()
         return super().parse_data_info(raw_data_info)
 
-    def _check_classes(self) -> None:
+    def _check_categories(self) -> None:
+        """Once per load, while mmdet's ``self.coco`` exists: ids, then class names."""
+        check_annotation_categories(self.coco.dataset, self.ann_file)
         names = {cat['name'] for cat in self.coco.cats.values()}
         missing = [name for name in self.metainfo['classes'] if name not in names]
         if missing:
@@ -46,4 +41,4 @@ class CheckedCocoDataset(CocoDataset):
                 f'{self.ann_file}: classes {missing[:10]} of the dataset metainfo have no '
                 'category of that name in the file (labels would shift); fix metainfo '
                 'classes or the file')
-        self._classes_checked = True
+        self._checked = True

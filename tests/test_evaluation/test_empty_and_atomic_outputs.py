@@ -1,6 +1,7 @@
 """Metrics on empty inputs give defined numbers or clear errors; written files are never partial."""
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -179,8 +180,9 @@ def test_coco_zero_images_and_unknown_categories(tmp_path):
     ann = data['annotations'][3]
     bad = tmp_path / 'bad_instances.json'
     bad.write_text(json.dumps(data))
+    file_name = next(i['file_name'] for i in data['images'] if i['id'] == ann['image_id'])
     with pytest.raises(ValueError, match=rf"bad_instances\.json: annotation {ann['id']} of image "
-                       rf"{ann['image_id']} has category_id 4242"):
+                       rf"{ann['image_id']} \({re.escape(file_name)}\) has category_id 4242"):
         CocoInstanceMetric(ann_file=str(bad))
 
 

@@ -18,6 +18,7 @@ import torch
 from mmdet.evaluation.metrics import CocoMetric
 from mmengine.logging import print_log
 
+from mmseg_maskformer.datasets.coco_format import check_annotation_categories
 from mmseg_maskformer.registry import METRICS
 
 
@@ -91,27 +92,6 @@ def explicit_annotation_index(label_to_category_id: Sequence[int], num_classes: 
             index[label] = len(cat_ids)
             cat_ids.append(int(cat_id))
     return index, cat_ids
-
-
-def check_annotation_categories(dataset: dict, source: str) -> None:
-    """Reject a COCO instance file whose annotations use undeclared categories.
-
-    pycocotools would silently leave such annotations out of every category's
-    evaluation.
-
-    Args:
-        dataset: The loaded JSON (``images``, ``annotations``, ``categories``).
-        source: File name used in the error.
-
-    Raises:
-        ValueError: Naming the file, the image, the annotation and the category id.
-    """
-    known = {cat['id'] for cat in dataset.get('categories', [])}
-    for ann in dataset.get('annotations', []):
-        if ann.get('category_id') not in known:
-            raise ValueError(f'{source}: annotation {ann.get("id")!r} of image '
-                             f'{ann.get("image_id")!r} has category_id '
-                             f'{ann.get("category_id")!r}, which is not in categories')
 
 
 def empty_results(coco_gt: Any) -> Any:
