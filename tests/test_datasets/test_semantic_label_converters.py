@@ -144,7 +144,7 @@ def test_panoptic_png_with_undescribed_id_is_named(tmp_path):
     ids = np.zeros((4, 5), dtype=np.int64)
     ids[:2] = 7
     ids[2:] = 9
-    with pytest.raises(ValueError, match=r'x\.png: the PNG holds segment ids \[9\]'):
+    with pytest.raises(ValueError, match=r'x\.png: segment ids \[9\] in the PNG have no entry'):
         semantic_from_panoptic(id2rgb(ids), [dict(id=7, category_id=1)], {1: 0}, where='x.png')
     with pytest.raises(ValueError, match='category_id 5'):
         semantic_from_panoptic(id2rgb(ids), [dict(id=7, category_id=5)], {1: 0}, where='x.png')

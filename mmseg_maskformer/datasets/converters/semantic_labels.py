@@ -33,6 +33,7 @@ from PIL import Image
 from mmseg_maskformer.utils.atomic_files import atomic_open, atomic_save_png
 from mmseg_maskformer.utils.panoptic import rgb2id
 from ..coco_categories import coco_thing_categories
+from ..transforms.loading import panoptic_to_targets
 
 __all__ = [
     'COCO_STUFF_USED_IDS', 'CITYSCAPES_LABEL_TO_TRAIN_ID', 'coco_stuff10k_lut',
@@ -220,20 +221,16 @@ def semantic_from_panoptic(panoptic: np.ndarray, segments_info: Sequence[Mapping
         ValueError: If a segment has an unknown category or the PNG holds an id
             that no segment describes (other than 0, void).
     """
-    ids = rgb2id(panoptic)
-    semantic = np.full(ids.shape, 255, dtype=np.uint8)
-    described = {0}
+    segments = []
     for segment in segments_info:
         category = segment['category_id']
         if category not in category_to_label:
             raise ValueError(f'{where}: segment {segment["id"]} has category_id {category}, '
                              'which is not in the categories of the annotation file')
-        semantic[ids == segment['id']] = category_to_label[category]
-        described.add(segment['id'])
-    stray = sorted(set(np.unique(ids).tolist()) - described)
-    if stray:
-        raise ValueError(f'{where}: the PNG holds segment ids {stray[:10]} that are not in '
-                         'its segments_info')
+        # crowd segments keep their class in the semantic map; no masks are needed
+        segments.append(dict(id=segment['id'], label=category_to_label[category], iscrowd=True))
+    _, _, semantic = panoptic_to_targets(rgb2id(panoptic), segments, ignore_index=255,
+                                         source=where)
     return semantic
 
 
