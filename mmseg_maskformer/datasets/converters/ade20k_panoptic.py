@@ -38,6 +38,7 @@ from PIL import Image
 from mmseg_maskformer.utils.atomic_files import atomic_write_json
 from mmseg_maskformer.utils.panoptic import id2rgb
 from ..coco_format import mask_bbox
+from .jobs import run_jobs
 
 __all__ = [
     'ADE20K_SEM_SEG_CATEGORIES', 'ADE20K_PALETTE', 'INSTANCE100_TO_SEMANTIC',
@@ -382,19 +383,7 @@ def convert_split(root: str, split: str, nproc: int = 1, official_stats: bool = 
     os.makedirs(paths['panoptic_dir'], exist_ok=True)
     ids = image_ids(root, split)
     jobs = [(root, split, image_id, official_stats) for image_id in ids]
-    results = []
-    if nproc > 1:
-        from multiprocessing import Pool
-        with Pool(nproc) as pool:
-            for result in pool.imap(convert_image, jobs, chunksize=8):
-                results.append(result)
-                if progress:
-                    progress(len(results), len(jobs))
-    else:
-        for job in jobs:
-            results.append(convert_image(job))
-            if progress:
-                progress(len(results), len(jobs))
+    results = run_jobs(convert_image, jobs, nproc, progress)
     instances = [dict(ann, id=k + 1)
                  for k, ann in enumerate(ann for _, _, anns in results for ann in anns)]
     images = [r[0] for r in results]

@@ -39,7 +39,7 @@ split without instances keeps an empty ``annotations`` list (mmdet drops the key
 import json
 import os
 import os.path as osp
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -48,6 +48,7 @@ from PIL import Image
 from mmseg_maskformer.utils.atomic_files import atomic_write_json
 from mmseg_maskformer.utils.panoptic import id2rgb
 from ..coco_format import mask_bbox
+from .jobs import run_jobs
 
 __all__ = [
     'CityscapesLabel', 'CITYSCAPES_LABELS', 'INSTANCE_DIVISOR', 'label_by_id',
@@ -311,24 +312,6 @@ def _convert_instances(job: Tuple[str, str, str, str]) -> Tuple[dict, List[dict]
     return image, annotations
 
 
-def _run(func: Callable, jobs: Sequence[tuple], nproc: int, progress: Progress) -> list:
-    """``[func(job) for job in jobs]``, in ``nproc`` processes, reporting progress."""
-    results = []
-    if nproc > 1:
-        from multiprocessing import Pool
-        with Pool(nproc) as pool:
-            for result in pool.imap(func, jobs, chunksize=8):
-                results.append(result)
-                if progress:
-                    progress(len(results), len(jobs))
-        return results
-    for job in jobs:
-        results.append(func(job))
-        if progress:
-            progress(len(results), len(jobs))
-    return results
-
-
 def _save_json(obj: dict, path: str, **dump_args) -> None:
     """Write JSON atomically (a complete file or none), creating its folder."""
     os.makedirs(osp.dirname(path) or '.', exist_ok=True)
@@ -355,7 +338,7 @@ def convert_panoptic_split(root: str, split: str, out_dir: Optional[str] = None,
     os.makedirs(paths['png_dir'], exist_ok=True)
     jobs = [(root, split, city, image_id, paths['png_dir'], use_train_id)
             for city, image_id in find_annotations(root, split)]
-    results = _run(_convert_panoptic, jobs, nproc, progress)
+    results = run_jobs(_convert_panoptic, jobs, nproc, progress)
     _save_json(dict(images=[r[0] for r in results], annotations=[r[1] for r in results],
                     categories=cityscapes_panoptic_categories(use_train_id)),
                paths['json'], sort_keys=True, indent=4)
@@ -379,7 +362,7 @@ def convert_instance_split(root: str, split: str, out_dir: Optional[str] = None,
         Counts: ``images``, ``instances`` (all annotations), ``crowd``.
     """
     jobs = [(root, split, city, image_id) for city, image_id in find_annotations(root, split)]
-    results = _run(_convert_instances, jobs, nproc, progress)
+    results = run_jobs(_convert_instances, jobs, nproc, progress)
     images, annotations = [], []
     for img_id, (image, anns) in enumerate(results):
         images.append(dict(image, id=img_id))
