@@ -18,9 +18,9 @@ The task needs shape and context, not colour alone:
   image is cut into one or two regions by a random line or wavy curve and each
   region gets a different texture with random colours; a thin band along the
   cut is labelled "other";
-* **thing** classes (1-4 per image, 15-45 % of the image side, randomly placed
-  and rotated, later ones drawn on top) differ only by *shape*; each is filled
-  with a random solid colour that stands out from the background colours.
+* **thing** classes (1-3 per image, 25-50 % of the image side, randomly placed
+  and rotated, never overlapping each other) differ only by *shape*; each is
+  filled with a random solid colour that stands out from the background colours.
 
 Every image is drawn from its own random stream seeded by
 ``(seed, split, index)``, so a sample does not depend on how many others are
@@ -53,7 +53,7 @@ THING_CLASSES: Dict[int, str] = {
 SYNTHETIC_CLASSES: Dict[int, str] = dict(sorted({**STUFF_CLASSES, **THING_CLASSES}.items()))
 
 FORMAT_NAME = 'synthetic-ade20k'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _SPLITS = (('training', 'train', 0), ('validation', 'val', 1))
 
 Shape = Tuple[int, int]
@@ -226,6 +226,36 @@ def _split_regions(shape: Shape, rng: np.random.Generator,
 # ---------------------------------------------------------------------------
 # One sample.
 # ---------------------------------------------------------------------------
+def _place_thing(shape: Shape, rng: np.random.Generator, taken: np.ndarray,
+                 attempts: int = 20) -> Optional[Tuple[int, np.ndarray]]:
+    """Draw a random thing that does not overlap the pixels in ``taken``.
+
+    Each attempt draws a class, a centre in the central 70 % of the image, a
+    size of 25-50 % of the image side and a rotation; the first shape that
+    stays clear of ``taken`` is returned (touching is allowed).
+
+    Args:
+        shape: Image size ``(H, W)``.
+        rng: Random generator.
+        taken: Boolean mask (H, W) of the things already drawn.
+        attempts: Draws before giving up.
+
+    Returns:
+        ``(label, mask)`` with the 0-based ADE20K index and the boolean mask
+        (H, W), or None when every attempt overlapped.
+    """
+    side = min(shape)
+    thing_ids = list(THING_CLASSES)
+    for _ in range(attempts):
+        thing = int(rng.choice(thing_ids))
+        centre = (rng.uniform(0.15, 0.85) * shape[1], rng.uniform(0.15, 0.85) * shape[0])
+        mask = shape_mask(thing, shape, centre, rng.uniform(0.25, 0.5) * side,
+                          rng.uniform(0, 2 * np.pi), rng)
+        if not (mask & taken).any():
+            return thing, mask
+    return None
+
+
 def render_sample(img_size: Shape, rng: np.random.Generator,
                   boundary_width: float = 2.0) -> Tuple[np.ndarray, np.ndarray]:
     """Draw one image and its ADE20K-style annotation.
@@ -255,13 +285,13 @@ def render_sample(img_size: Shape, rng: np.random.Generator,
         label[second] = regions[1] + 1
         label[boundary] = 0
 
-    side = min(shape)
-    thing_ids = list(THING_CLASSES)
-    for _ in range(int(rng.integers(1, 5))):
-        thing = int(rng.choice(thing_ids))
-        centre = (rng.uniform(0.1, 0.9) * shape[1], rng.uniform(0.1, 0.9) * shape[0])
-        mask = shape_mask(thing, shape, centre, rng.uniform(0.15, 0.45) * side,
-                          rng.uniform(0, 2 * np.pi), rng)
+    taken = np.zeros(shape, dtype=bool)
+    for _ in range(int(rng.integers(1, 4))):
+        placed = _place_thing(shape, rng, taken)
+        if placed is None:
+            continue
+        thing, mask = placed
+        taken |= mask
         image[mask] = _random_colour(rng, stuff_colours, min_dist=80.0)
         label[mask] = thing + 1
 

@@ -11,7 +11,7 @@ import pytest
 
 from mmseg_maskformer.datasets.synthetic import (STUFF_CLASSES, SYNTHETIC_CLASSES,
                                                  THING_CLASSES, generate_synthetic_ade20k,
-                                                 render_sample, shape_mask)
+                                                 _place_thing, render_sample, shape_mask)
 
 TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'dataset_converters' / 'synthetic_ade20k.py'
 STORED_VALUES = {0} | {k + 1 for k in SYNTHETIC_CLASSES}
@@ -138,6 +138,17 @@ def test_rendered_samples_cover_all_classes():
         assert values & {k + 1 for k in THING_CLASSES}, 'every image holds a thing'
         seen |= values
     assert seen == STORED_VALUES
+
+
+def test_things_are_placed_clear_of_earlier_things():
+    rng = np.random.default_rng(3)
+    shape = (64, 64)
+    taken = np.zeros(shape, dtype=bool)
+    taken[:, :24] = True
+    for _ in range(10):
+        label, mask = _place_thing(shape, rng, taken)
+        assert label in THING_CLASSES and mask.any() and not (mask & taken).any()
+    assert _place_thing(shape, rng, np.ones(shape, dtype=bool)) is None
 
 
 def test_shape_masks():
