@@ -2,7 +2,9 @@
 # Changes from the parent: data root (synthetic COCO-layout data made by
 # tools/dataset_converters/synthetic_coco.py), 128 px images with flip as the only
 # augmentation (LSJ's 0.1x scales make 128 px objects vanish), schedule (1 process x
-# 4 images, poly decay, no pretrained backbone) and model size (as the semantic demo).
+# 4 images, poly decay, learning rate 1e-3 for the whole network: no pretrained backbone)
+# and model size (as the semantic demo, class loss weight 10 included). `fused=True`
+# needs torch >= 2.4 on CPU; drop it for an older torch.
 _base_ = [
     './mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
     '../_base_/models/mask2former_demo_size.py'
@@ -46,7 +48,8 @@ embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
 optim_wrapper = dict(
     _delete_=True,  # fp32: no mixed precision on CPU
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.0005, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999)),
+    optimizer=dict(type='AdamW', lr=0.001, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999),
+                   fused=True),
     clip_grad=dict(max_norm=0.01, norm_type=2),
     paramwise_cfg=dict(
         custom_keys={
