@@ -25,14 +25,14 @@ import sys
 from typing import Dict, List, Optional
 
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.config import DictAction
+from mmengine.runner import Runner
+from torch.utils.data import DataLoader
 from terminaltables import AsciiTable
 
+from mmseg_maskformer.apis import init_model
 from mmseg_maskformer.evaluation.functional import best_query_records, summarise_records
 from mmseg_maskformer.models.postprocess import resize_to_original
-from mmseg_maskformer.registry import DATASETS, MODELS
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -56,14 +56,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def analyse(cfg: Config, checkpoint: str, max_images: Optional[int] = None) -> Dict[int, dict]:
-    """Run the analysis; returns :func:`summarise_records` of all test segments."""
-    init_default_scope(cfg.get('default_scope', 'mmseg_maskformer'))
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    model.eval()
-    ignore_index = int(cfg.get('ignore_index', 255))
-    loader = Runner.build_dataloader(cfg.test_dataloader)
+def analyse(model: torch.nn.Module, loader: DataLoader, ignore_index: int = 255,
+            max_images: Optional[int] = None) -> Dict[int, dict]:
+    """Run the analysis over ``loader``; returns :func:`summarise_records`."""
     total = len(loader.dataset) if max_images is None else min(max_images, len(loader.dataset))
     records, seen = [], 0
     with torch.no_grad():
@@ -72,8 +67,6 @@ def analyse(cfg: Config, checkpoint: str, max_images: Optional[int] = None) -> D
             cls_logits, mask_logits = model(data['inputs'], data['data_samples'], mode='tensor')
             input_shape = tuple(data['inputs'].shape[-2:])
             for i, sample in enumerate(data['data_samples']):
-                if seen == total:
-                    break
                 if 'gt_sem_seg' not in sample:
                     raise KeyError('the test pipeline must load the semantic ground truth '
                                    '(gt_sem_seg)')
@@ -88,8 +81,8 @@ def analyse(cfg: Config, checkpoint: str, max_images: Optional[int] = None) -> D
                 seen += 1
                 if seen % 50 == 0 or seen == total:
                     print(f'[analyze_queries] {seen}/{total} images', file=sys.stderr, flush=True)
-            if seen == total:
-                break
+                if seen == total:
+                    return summarise_records(records)
     return summarise_records(records)
 
 
@@ -106,12 +99,12 @@ def format_table(summary: Dict[int, dict], class_names: List[str]) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point."""
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    summary = analyse(cfg, args.checkpoint, args.max_images)
-    classes = DATASETS.get(cfg.test_dataloader.dataset.type).METAINFO.get('classes', ())
-    print(format_table(summary, list(classes)))
+    # init_model skips backbone pretraining and loads the checkpoint strictly
+    model = init_model(args.config, args.checkpoint, device='cpu',
+                       cfg_options=args.cfg_options, strict=True)
+    loader = Runner.build_dataloader(model.cfg.test_dataloader)
+    summary = analyse(model, loader, int(model.cfg.get('ignore_index', 255)), args.max_images)
+    print(format_table(summary, list(loader.dataset.metainfo.get('classes', ()))))
     if args.json_out:
         with open(args.json_out, 'w', encoding='utf-8') as f:
             json.dump({str(k): v for k, v in summary.items()}, f, indent=2)
