@@ -36,7 +36,7 @@ import numpy as np
 
 __all__ = [
     'STUFF_CLASSES', 'THING_CLASSES', 'SYNTHETIC_CLASSES', 'render_sample',
-    'generate_synthetic_ade20k'
+    'generate_synthetic_ade20k', 'print_progress'
 ]
 
 #: Stuff classes (0-based ADE20K index -> name), each drawn with one texture.
@@ -375,12 +375,22 @@ def _validate(num_train: int, num_val: int, img_size: Shape, seed: int) -> None:
         raise ValueError(f'seed must be >= 0, got {seed}')
 
 
+#: Called as ``progress(split, done, total)`` while a split is written.
+ProgressFn = Callable[[str, int, int], None]
+
+
+def print_progress(split: str, done: int, total: int) -> None:
+    """A :data:`ProgressFn` that prints ``  split: done/total images``."""
+    print(f'  {split}: {done}/{total} images', flush=True)
+
+
 def generate_synthetic_ade20k(root: str,
-                              num_train: int = 400,
+                              num_train: int = 6000,
                               num_val: int = 100,
                               img_size: Union[int, Tuple[int, int]] = 128,
                               seed: int = 0,
-                              jpeg_quality: int = 95) -> dict:
+                              jpeg_quality: int = 95,
+                              progress: Optional[ProgressFn] = None) -> dict:
     """Write (or reuse) the synthetic dataset under ``root`` in the ADE20K layout.
 
     Generation is skipped when ``root/meta.json`` records the same parameters and
@@ -395,6 +405,8 @@ def generate_synthetic_ade20k(root: str,
         img_size: Image size, an int or ``(H, W)``.
         seed: Random seed; equal seeds give identical files.
         jpeg_quality: JPEG quality of the images (0-100).
+        progress: Called as ``progress(split, done, total)`` after every 500
+            images of a split and after its last one (not when reusing).
 
     Returns:
         Summary dict with ``root``, ``params``, ``classes`` (ADE20K index ->
@@ -433,6 +445,8 @@ def generate_synthetic_ade20k(root: str,
                 raise OSError(f'could not write {osp.join(img_dir, stem)}.jpg')
             if not cv2.imwrite(osp.join(ann_dir, stem + '.png'), label):
                 raise OSError(f'could not write {osp.join(ann_dir, stem)}.png')
+            if progress is not None and ((index + 1) % 500 == 0 or index + 1 == counts[split]):
+                progress(split, index + 1, counts[split])
         splits[split] = dict(num_images=counts[split], **_class_statistics(hist))
 
     summary = dict(root=root, params=params,

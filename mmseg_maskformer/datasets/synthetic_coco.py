@@ -53,8 +53,8 @@ from mmseg_maskformer.utils.panoptic import VOID, id2rgb
 from .coco_categories import COCO_PANOPTIC_CATEGORIES, coco_instance_categories
 from .coco_format import (instance_annotations, mask_to_polygons, mask_to_uncompressed_rle,
                           segments_info_from_id_map)
-from .synthetic import (_random_colour, _split_regions, checker_texture, cloud_texture,
-                        read_generator_meta, shape_mask, stripes_texture)
+from .synthetic import (ProgressFn, _random_colour, _split_regions, checker_texture,
+                        cloud_texture, read_generator_meta, shape_mask, stripes_texture)
 
 __all__ = [
     'COCO_STUFF_SUBSET', 'COCO_THING_SUBSET', 'SYNTHETIC_COCO_CATEGORIES', 'render_coco_sample',
@@ -355,8 +355,11 @@ def _split_statistics(num_images: int, infos: List[dict], void_pixels: int,
 
 
 def _write_split(root: str, split: str, code: int, count: int, size: Shape, seed: int,
-                 quality: int) -> dict:
-    """Write the images, PNGs and both JSON files of one split; return its statistics."""
+                 quality: int, progress: Optional[ProgressFn] = None) -> dict:
+    """Write the images, PNGs and both JSON files of one split; return its statistics.
+
+    ``progress(split, done, count)`` is called after every 500 images and the last one.
+    """
     img_dir, png_dir = osp.join(root, split), osp.join(root, 'annotations', f'panoptic_{split}')
     os.makedirs(img_dir, exist_ok=True)
     os.makedirs(png_dir, exist_ok=True)
@@ -379,6 +382,8 @@ def _write_split(root: str, split: str, code: int, count: int, size: Shape, seed
                                           _THING_IDS)
         all_infos += infos
         void_pixels += int((id_map == VOID).sum())
+        if progress is not None and ((index + 1) % 500 == 0 or index + 1 == count):
+            progress(split, index + 1, count)
 
     common = dict(info=_dataset_info(seed), licenses=_LICENSES, images=images)
     for kind, content in (('panoptic', dict(common, annotations=panoptic,
@@ -407,11 +412,12 @@ def _validate(num_train: int, num_val: int, img_size: Shape, seed: int, quality:
 
 
 def generate_synthetic_coco(root: str,
-                            num_train: int = 400,
+                            num_train: int = 6000,
                             num_val: int = 100,
                             img_size: Union[int, Tuple[int, int]] = 128,
                             seed: int = 0,
-                            jpeg_quality: int = 95) -> dict:
+                            jpeg_quality: int = 95,
+                            progress: Optional[ProgressFn] = None) -> dict:
     """Write (or reuse) the synthetic dataset under ``root`` in the COCO layouts.
 
     Generation is skipped when ``root/meta.json`` records the same parameters,
@@ -426,6 +432,8 @@ def generate_synthetic_coco(root: str,
         img_size: Image size, an int or ``(H, W)``.
         seed: Random seed; equal seeds give identical files.
         jpeg_quality: JPEG quality of the images (0-100).
+        progress: Called as ``progress(split, done, total)`` after every 500
+            images of a split and after its last one (not when reusing).
 
     Returns:
         Summary dict with ``root``, ``params``, ``categories`` (COCO id -> name
@@ -455,7 +463,7 @@ def generate_synthetic_coco(root: str,
     _write_meta(root, params, None)
     splits = {
         split: _write_split(root, split, code, counts[split], size, params['seed'],
-                            params['jpeg_quality'])
+                            params['jpeg_quality'], progress)
         for split, code in _SPLITS
     }
     summary = dict(root=root, params=params,

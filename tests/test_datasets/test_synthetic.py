@@ -111,6 +111,16 @@ def test_idempotent_and_regenerates_on_new_params(tmp_path):
     assert (tmp_path / 'annotations/training/ADE_train_00000002.png').is_file()
 
 
+def test_progress_reports_each_split_and_not_on_reuse(tmp_path):
+    calls = []
+    params = dict(num_train=3, num_val=1, img_size=48)
+    generate_synthetic_ade20k(str(tmp_path), progress=lambda *a: calls.append(a), **params)
+    assert calls == [('training', 3, 3), ('validation', 1, 1)]
+    calls.clear()
+    generate_synthetic_ade20k(str(tmp_path), progress=lambda *a: calls.append(a), **params)
+    assert calls == []
+
+
 def test_refuses_to_overwrite_foreign_data(tmp_path):
     foreign = tmp_path / 'images' / 'training' / 'ADE_train_00000001.jpg'
     foreign.parent.mkdir(parents=True)
@@ -183,6 +193,7 @@ def test_command_line(tmp_path, capsys):
     assert tool.main([out, '--num-train', '2', '--num-val', '1', '--size', '48']) == 0
     printed = capsys.readouterr().out
     assert 'generated' in printed and 'ball' in printed and 'wall' in printed
+    assert 'training: 2/2 images' in printed and 'validation: 1/1 images' in printed
     assert len(os.listdir(osp.join(out, 'images', 'training'))) == 2
     assert tool.main([out, '--num-train', '2', '--num-val', '1', '--size', '48']) == 0
     assert 'reused' in capsys.readouterr().out

@@ -260,6 +260,16 @@ def test_sample_does_not_depend_on_split_size(tmp_path):
     assert (tmp_path / 'small' / name).read_bytes() == (tmp_path / 'large' / name).read_bytes()
 
 
+def test_progress_reports_each_split_and_not_on_reuse(tmp_path):
+    calls = []
+    params = dict(num_train=2, num_val=1, img_size=40)
+    generate_synthetic_coco(str(tmp_path), progress=lambda *a: calls.append(a), **params)
+    assert calls == [('train2017', 2, 2), ('val2017', 1, 1)]
+    calls.clear()
+    generate_synthetic_coco(str(tmp_path), progress=lambda *a: calls.append(a), **params)
+    assert calls == []
+
+
 def test_idempotent_and_regenerates_on_new_params(tmp_path):
     root, params = str(tmp_path), dict(num_train=3, num_val=1, img_size=48)
     first = generate_synthetic_coco(root, **params)
@@ -326,6 +336,7 @@ def test_command_line(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert 'generated' in done.stdout and 'train2017: 2 images' in done.stdout
+    assert 'train2017: 2/2 images' in done.stdout and 'val2017: 1/1 images' in done.stdout
     assert 'sports ball' in done.stdout and 'wall-other-merged' in done.stdout
     assert sorted(os.listdir(out / 'train2017')) == ['000000000001.jpg', '000000000002.jpg']
 
@@ -340,6 +351,7 @@ def _load_tool():
 def test_command_line_reuses_and_defaults(tmp_path, capsys, monkeypatch):
     tool = _load_tool()
     assert tool.parse_args([]).out_root == 'data/synthetic_coco'
+    assert tool.parse_args([]).num_train == 6000
     out = str(tmp_path / 'data')
     for _ in range(2):
         assert tool.main([out, '--num-train', '1', '--num-val', '1', '--size', '40']) == 0

@@ -3,7 +3,7 @@
 Example::
 
     python tools/dataset_converters/synthetic_ade20k.py data/synthetic_ade20k \
-        --num-train 400 --num-val 100 --size 128 --seed 0
+        --num-train 6000 --num-val 100 --size 128 --seed 0
 
 The output is read by mmseg's ``ADE20KDataset`` (``reduce_zero_label=True``).
 Running the command again with the same arguments reuses the existing data.
@@ -12,7 +12,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-from mmseg_maskformer.datasets.synthetic import SYNTHETIC_CLASSES, generate_synthetic_ade20k
+from mmseg_maskformer.datasets.synthetic import (SYNTHETIC_CLASSES, generate_synthetic_ade20k,
+                                                print_progress)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -20,7 +21,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Generate a synthetic semantic-segmentation dataset in the ADE20K layout')
     parser.add_argument('out_root', help='output dataset root')
-    parser.add_argument('--num-train', type=int, default=400, help='training images')
+    parser.add_argument('--num-train', type=int, default=6000, help='training images')
     parser.add_argument('--num-val', type=int, default=100, help='validation images')
     parser.add_argument('--size', type=int, default=128, help='image side in pixels (>= 32)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (>= 0)')
@@ -56,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         summary = generate_synthetic_ade20k(args.out_root, num_train=args.num_train,
                                             num_val=args.num_val, img_size=args.size,
-                                            seed=args.seed)
+                                            seed=args.seed, progress=print_progress)
     except (FileExistsError, OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1

@@ -3,7 +3,7 @@
 Example::
 
     python tools/dataset_converters/synthetic_coco.py data/synthetic_coco \
-        --num-train 400 --num-val 100 --img-size 128 --seed 0
+        --num-train 6000 --num-val 100 --img-size 128 --seed 0
 
 The output (``{train,val}2017/*.jpg``, ``annotations/panoptic_{train,val}2017.json``
 with its PNG folders and ``annotations/instances_{train,val}2017.json``) is read
@@ -14,6 +14,7 @@ import argparse
 import sys
 from typing import List, Optional
 
+from mmseg_maskformer.datasets.synthetic import print_progress
 from mmseg_maskformer.datasets.synthetic_coco import (COCO_THING_SUBSET, SYNTHETIC_COCO_CATEGORIES,
                                                       generate_synthetic_coco)
 
@@ -26,7 +27,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Generate a synthetic panoptic dataset in the COCO layouts')
     parser.add_argument('out_root', nargs='?', default=DEFAULT_ROOT,
                         help=f'output dataset root (default: {DEFAULT_ROOT})')
-    parser.add_argument('--num-train', type=int, default=400, help='train2017 images')
+    parser.add_argument('--num-train', type=int, default=6000, help='train2017 images')
     parser.add_argument('--num-val', type=int, default=100, help='val2017 images')
     parser.add_argument('--img-size', '--size', dest='img_size', type=int, default=128,
                         help='image side in pixels (>= 32)')
@@ -70,7 +71,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         summary = generate_synthetic_coco(args.out_root, num_train=args.num_train,
                                           num_val=args.num_val, img_size=args.img_size,
-                                          seed=args.seed, jpeg_quality=args.jpeg_quality)
+                                          seed=args.seed, jpeg_quality=args.jpeg_quality,
+                                          progress=print_progress)
     except (FileExistsError, OSError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
