@@ -23,7 +23,7 @@ case "$TASK" in
         GENERATOR=tools/dataset_converters/synthetic_ade20k.py
         LAYOUT=ADE20K ;;
     panoptic)
-        DEFAULT_CONFIG=configs/mask2former/mask2former_r18-tiny_1xb4-3k_coco-panoptic-synthetic-128x128.py
+        DEFAULT_CONFIG=configs/mask2former/mask2former_r18-tiny_1xb4-4k_coco-panoptic-synthetic-128x128.py
         DEFAULT_WORK_DIR=work_dirs/demo_panoptic
         DATA_ROOT=data/synthetic_coco
         GENERATOR=tools/dataset_converters/synthetic_coco.py

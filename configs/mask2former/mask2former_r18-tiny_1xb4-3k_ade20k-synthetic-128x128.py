@@ -1,4 +1,4 @@
-# Demo: the ADE20K recipe scaled down to train on 2 CPU cores in about 9 minutes.
+# Demo: the ADE20K recipe scaled down to train on 2 CPU cores in about 7.5 minutes.
 # Changes from the parent: data root (synthetic ADE20K-layout data made by
 # tools/dataset_converters/synthetic_ade20k.py), crop 128 and a lighter training
 # augmentation (crop + flip: scale jitter and photometric distortion slow a

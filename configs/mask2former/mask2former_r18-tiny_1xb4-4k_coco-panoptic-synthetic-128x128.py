@@ -2,12 +2,14 @@
 # Changes from the parent: data root (synthetic COCO-layout data made by
 # tools/dataset_converters/synthetic_coco.py), 128 px images with flip as the only
 # augmentation (LSJ's 0.1x scales make 128 px objects vanish), schedule (1 process x
-# 4 images, poly decay, learning rate 1e-3 for the whole network: no pretrained backbone)
-# and model size (as the semantic demo, class loss weight 10 included). `fused=True`
-# needs torch >= 2.4 on CPU; drop it for an older torch.
+# 4 images, 4k iterations, poly decay, learning rate 1e-3 for the whole network: no
+# pretrained backbone), model size (as the semantic demo, class loss weight 10 included)
+# and one inference threshold, object_mask_threshold 0.25 instead of 0.8
+# (mask2former_demo_size_panoptic.py).
+# `fused=True` needs torch >= 2.4 on CPU; drop it for an older torch.
 _base_ = [
     './mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
-    '../_base_/models/mask2former_demo_size.py'
+    '../_base_/models/mask2former_demo_size_panoptic.py'
 ]
 
 # ---- data -------------------------------------------------------------------
@@ -43,7 +45,7 @@ num_points = 784  # as in demo_model (the parent sets 12544)
 model = {{_base_.demo_model}}
 
 # ---- schedule ---------------------------------------------------------------
-max_iters = 3000
+max_iters = 4000
 embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
 optim_wrapper = dict(
     _delete_=True,  # fp32: no mixed precision on CPU
@@ -63,7 +65,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, begin=0, end=100, by_epoch=False),
     dict(type='PolyLR', eta_min=0, power=0.9, begin=100, end=max_iters, by_epoch=False)
 ]
-train_cfg = dict(max_iters=max_iters, val_interval=1500, dynamic_intervals=None)
+train_cfg = dict(max_iters=max_iters, val_interval=2000, dynamic_intervals=None)
 default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(interval=500, max_keep_ckpts=2))

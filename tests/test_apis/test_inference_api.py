@@ -15,7 +15,7 @@ from mmseg_maskformer.datasets.synthetic import generate_synthetic_ade20k
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / 'configs/mask2former/mask2former_r18-tiny_1xb4-3k_ade20k-synthetic-128x128.py'
 PANOPTIC_DEMO = (ROOT / 'configs/mask2former/'
-                 'mask2former_r18-tiny_1xb4-3k_coco-panoptic-synthetic-128x128.py')
+                 'mask2former_r18-tiny_1xb4-4k_coco-panoptic-synthetic-128x128.py')
 
 
 @pytest.fixture(scope='module')

@@ -16,7 +16,7 @@ from mmseg_maskformer.evaluation.functional import pq_compute
 from test_train_resume_test import ROOT, run_tool  # same folder, on sys.path
 
 DEMO_CONFIG = (ROOT / 'configs/mask2former/'
-               'mask2former_r18-tiny_1xb4-3k_coco-panoptic-synthetic-128x128.py')
+               'mask2former_r18-tiny_1xb4-4k_coco-panoptic-synthetic-128x128.py')
 
 TINY_CONFIG = """
 _base_ = {base!r}
