@@ -18,7 +18,7 @@ The task needs shape and context, not colour alone:
   image is cut into one or two regions by a random line or wavy curve and each
   region gets a different texture with random colours; a thin band along the
   cut is labelled "other";
-* **thing** classes (1-3 per image, 25-50 % of the image side, randomly placed
+* **thing** classes (1-3 per image, 35-60 % of the image side, randomly placed
   and rotated, never overlapping each other) differ only by *shape*; each is
   filled with a random solid colour that stands out from the background colours.
 
@@ -53,7 +53,11 @@ THING_CLASSES: Dict[int, str] = {
 SYNTHETIC_CLASSES: Dict[int, str] = dict(sorted({**STUFF_CLASSES, **THING_CLASSES}.items()))
 
 FORMAT_NAME = 'synthetic-ade20k'
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: Width / length of a ``box`` of this generator: a bar, far from the disc of a ``ball``.
+BOX_ASPECT = (0.35, 0.55)
+#: Extent of a thing as a fraction of the image side.
+THING_SIZE = (0.35, 0.6)
 _SPLITS = (('training', 'train', 0), ('validation', 'val', 1))
 
 Shape = Tuple[int, int]
@@ -165,7 +169,8 @@ STUFF_TEXTURES: Dict[int, Callable[[Shape, np.random.Generator],
 # Shapes: boolean masks (H, W) of one object.
 # ---------------------------------------------------------------------------
 def shape_mask(label: int, shape: Shape, centre: Tuple[float, float], size: float,
-               angle: float, rng: np.random.Generator) -> np.ndarray:
+               angle: float, rng: np.random.Generator,
+               box_aspect: Tuple[float, float] = (0.6, 1.0)) -> np.ndarray:
     """Rasterise the shape of thing class ``label``.
 
     ``ball`` is a disc, ``plate`` a ring, ``box`` a rectangle, ``tent`` an
@@ -178,6 +183,9 @@ def shape_mask(label: int, shape: Shape, centre: Tuple[float, float], size: floa
         size: Object extent (diameter / side) in pixels.
         angle: Rotation in radians.
         rng: Random generator for the per-shape proportions.
+        box_aspect: Range of a rectangle's width / length (the COCO-layout
+            generator keeps the default; the ADE20K one draws bars,
+            :data:`BOX_ASPECT`).
 
     Returns:
         Boolean mask of shape (H, W).
@@ -190,7 +198,7 @@ def shape_mask(label: int, shape: Shape, centre: Tuple[float, float], size: floa
         radius = np.sqrt(u**2 + v**2)
         return (radius <= half) & (radius >= half * rng.uniform(0.45, 0.6))
     if label == 41:  # box: rectangle
-        return (np.abs(u) <= half) & (np.abs(v) <= half * rng.uniform(0.6, 1.0))
+        return (np.abs(u) <= half) & (np.abs(v) <= half * rng.uniform(*box_aspect))
     if label == 43:  # signboard: plus sign
         arm = half * rng.uniform(0.3, 0.4)
         return (((np.abs(u) <= half) & (np.abs(v) <= arm))
@@ -231,7 +239,7 @@ def _place_thing(shape: Shape, rng: np.random.Generator, taken: np.ndarray,
     """Draw a random thing that does not overlap the pixels in ``taken``.
 
     Each attempt draws a class, a centre in the central 70 % of the image, a
-    size of 25-50 % of the image side and a rotation; the first shape that
+    size of 35-60 % of the image side and a rotation; the first shape that
     stays clear of ``taken`` is returned (touching is allowed).
 
     Args:
@@ -249,8 +257,8 @@ def _place_thing(shape: Shape, rng: np.random.Generator, taken: np.ndarray,
     for _ in range(attempts):
         thing = int(rng.choice(thing_ids))
         centre = (rng.uniform(0.15, 0.85) * shape[1], rng.uniform(0.15, 0.85) * shape[0])
-        mask = shape_mask(thing, shape, centre, rng.uniform(0.25, 0.5) * side,
-                          rng.uniform(0, 2 * np.pi), rng)
+        mask = shape_mask(thing, shape, centre, rng.uniform(*THING_SIZE) * side,
+                          rng.uniform(0, 2 * np.pi), rng, box_aspect=BOX_ASPECT)
         if not (mask & taken).any():
             return thing, mask
     return None

@@ -173,6 +173,9 @@ def test_shape_masks():
     box = shape_mask(41, shape, centre, size, 0.0, rng)
     assert box[50, 69] and not box[50, 71] and box[39, 50] and not box[29, 50]
     assert 40 * 24 <= box.sum() <= 41 * 41
+    bar = shape_mask(41, shape, centre, size, 0.0, rng, box_aspect=(0.35, 0.55))
+    assert bar[50, 69] and not bar[50, 71] and not bar[37, 50] and bar[43, 50]
+    assert 40 * 14 <= bar.sum() <= 41 * 23
     tent = shape_mask(114, shape, centre, size, 0.0, rng)
     side = 2 * np.sqrt(3) * 0.35 * size
     assert tent.sum() == pytest.approx(np.sqrt(3) / 4 * side**2, rel=0.08)
