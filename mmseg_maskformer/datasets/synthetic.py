@@ -392,6 +392,13 @@ def print_progress(split: str, done: int, total: int) -> None:
     print(f'  {split}: {done}/{total} images', flush=True)
 
 
+def report_progress(progress: Optional[ProgressFn], split: str, done: int, total: int,
+                    every: int = 500) -> None:
+    """Call ``progress`` after every ``every`` images of a split and after its last one."""
+    if progress is not None and (done % every == 0 or done == total):
+        progress(split, done, total)
+
+
 def generate_synthetic_ade20k(root: str,
                               num_train: int = 6000,
                               num_val: int = 100,
@@ -453,8 +460,7 @@ def generate_synthetic_ade20k(root: str,
                 raise OSError(f'could not write {osp.join(img_dir, stem)}.jpg')
             if not cv2.imwrite(osp.join(ann_dir, stem + '.png'), label):
                 raise OSError(f'could not write {osp.join(ann_dir, stem)}.png')
-            if progress is not None and ((index + 1) % 500 == 0 or index + 1 == counts[split]):
-                progress(split, index + 1, counts[split])
+            report_progress(progress, split, index + 1, counts[split])
         splits[split] = dict(num_images=counts[split], **_class_statistics(hist))
 
     summary = dict(root=root, params=params,

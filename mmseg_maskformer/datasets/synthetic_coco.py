@@ -54,7 +54,8 @@ from .coco_categories import COCO_PANOPTIC_CATEGORIES, coco_instance_categories
 from .coco_format import (instance_annotations, mask_to_polygons, mask_to_uncompressed_rle,
                           segments_info_from_id_map)
 from .synthetic import (ProgressFn, _random_colour, _split_regions, checker_texture,
-                        cloud_texture, read_generator_meta, shape_mask, stripes_texture)
+                        cloud_texture, read_generator_meta, report_progress, shape_mask,
+                        stripes_texture)
 
 __all__ = [
     'COCO_STUFF_SUBSET', 'COCO_THING_SUBSET', 'SYNTHETIC_COCO_CATEGORIES', 'render_coco_sample',
@@ -382,8 +383,7 @@ def _write_split(root: str, split: str, code: int, count: int, size: Shape, seed
                                           _THING_IDS)
         all_infos += infos
         void_pixels += int((id_map == VOID).sum())
-        if progress is not None and ((index + 1) % 500 == 0 or index + 1 == count):
-            progress(split, index + 1, count)
+        report_progress(progress, split, index + 1, count)
 
     common = dict(info=_dataset_info(seed), licenses=_LICENSES, images=images)
     for kind, content in (('panoptic', dict(common, annotations=panoptic,

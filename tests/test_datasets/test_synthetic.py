@@ -11,7 +11,8 @@ import pytest
 
 from mmseg_maskformer.datasets.synthetic import (STUFF_CLASSES, SYNTHETIC_CLASSES,
                                                  THING_CLASSES, generate_synthetic_ade20k,
-                                                 _place_thing, render_sample, shape_mask)
+                                                 _place_thing, render_sample, report_progress,
+                                                 shape_mask)
 
 TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'dataset_converters' / 'synthetic_ade20k.py'
 STORED_VALUES = {0} | {k + 1 for k in SYNTHETIC_CLASSES}
@@ -119,6 +120,14 @@ def test_progress_reports_each_split_and_not_on_reuse(tmp_path):
     calls.clear()
     generate_synthetic_ade20k(str(tmp_path), progress=lambda *a: calls.append(a), **params)
     assert calls == []
+
+
+def test_report_progress_every_n_and_last():
+    calls = []
+    for done in range(1, 6):
+        report_progress(lambda *a: calls.append(a), 'training', done, 5, every=2)
+    assert calls == [('training', 2, 5), ('training', 4, 5), ('training', 5, 5)]
+    report_progress(None, 'training', 5, 5)  # no callback: nothing to call
 
 
 def test_refuses_to_overwrite_foreign_data(tmp_path):
