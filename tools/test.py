@@ -18,7 +18,8 @@ import os.path as osp
 from mmengine.config import Config
 
 # tools/ is on sys.path when a tool runs as a script.
-from train import add_common_args, build_runner, load_cfg, parse_common_args
+from train import (add_common_args, build_runner, close_distributed, load_cfg,
+                   parse_common_args)
 
 
 def parse_args() -> argparse.Namespace:
@@ -167,7 +168,10 @@ def main() -> None:
     """Tests the checkpoint with the config."""
     args = parse_args()
     runner = build_runner(build_cfg(args))
-    runner.test()
+    try:
+        runner.test()
+    finally:
+        close_distributed()
 
 
 if __name__ == '__main__':

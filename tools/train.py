@@ -241,11 +241,26 @@ def build_runner(cfg: Config) -> 'Runner':
     return RUNNERS.build(cfg)
 
 
+def close_distributed() -> None:
+    """Destroys the process group of a distributed run, if one was started.
+
+    A gloo process left for the interpreter's teardown can abort at exit
+    ("terminate called without an active exception") after a finished run.
+    """
+    import torch.distributed as torch_dist
+
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def main() -> None:
     """Trains the model of the config."""
     args = parse_args()
     runner = build_runner(build_cfg(args))
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        close_distributed()
 
 
 if __name__ == '__main__':

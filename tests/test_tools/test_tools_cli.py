@@ -272,3 +272,14 @@ def test_train_resume_and_test_end_to_end(tools, tiny_config, tmp_path, monkeypa
     assert sorted(p.name for p in (tmp_path / 'preds').iterdir()) == ['0.png', '1.png']
     pictures = sorted((tmp_path / 'vis').rglob('*.png'))
     assert len(pictures) == 2, pictures
+
+
+def test_close_distributed_destroys_a_started_group(tools, tmp_path):
+    import torch.distributed as torch_dist
+    train, _ = tools
+    train.close_distributed()  # no group: nothing to do
+    torch_dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+                                  world_size=1)
+    assert torch_dist.is_initialized()
+    train.close_distributed()
+    assert not torch_dist.is_initialized()
