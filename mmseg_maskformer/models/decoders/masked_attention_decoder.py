@@ -6,7 +6,7 @@ foreground of the mask predicted by the previous layer. A prediction (class
 logits + mask logits) is made from the initial queries and after every layer,
 so ``num_layers`` layers give ``num_layers + 1`` predictions.
 """
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -72,20 +72,35 @@ class MaskedAttentionDecoder(nn.Module):
         self.class_embed = nn.Linear(embed_dims, num_classes + 1)
         self.mask_embed = MLP(embed_dims, embed_dims, mask_dims, 3)
 
-    def forward(self, memories: List[Tensor],
-                mask_features: Tensor) -> Tuple[List[Tensor], List[Tensor]]:
+    def forward(self,
+                memories: List[Tensor],
+                mask_features: Tensor,
+                final_only: bool = False) -> Tuple[List[Tensor], List[Tensor]]:
         """Decode queries into class and mask predictions.
+
+        With ``final_only`` (inference), the intermediate masks serve only as
+        attention masks, so they are made at the attention resolution from
+        ``mask_features`` resized there: bilinear resizing is linear, so
+        ``resize(q . F) = q . resize(F)`` and the attention masks are those of
+        the full computation up to float rounding, for a fraction of the mask
+        products.
 
         Args:
             memories: ``num_levels`` maps from the pixel decoder, coarse to
                 fine, each (B, in_channels, H_l, W_l).
             mask_features: Per-pixel embeddings, shape (B, mask_dims, H/4, W/4).
+            final_only: Return the final prediction only.
 
         Returns:
             tuple: class logits per prediction, each (B, Q, K + 1), and mask
             logits per prediction, each (B, Q, H/4, W/4); ``num_layers + 1``
-            entries, the last one is the final prediction.
+            entries (one with ``final_only``), the last one is the final
+            prediction.
         """
+        return self._decode(memories, mask_features, final_only)
+
+    def _decode(self, memories: List[Tensor], mask_features: Tensor,
+                final_only: bool) -> Tuple[List[Tensor], List[Tensor]]:
         if len(memories) != self.num_levels:
             raise ValueError(f'decoder expects {self.num_levels} memory levels, '
                              f'got {len(memories)}')
@@ -98,42 +113,42 @@ class MaskedAttentionDecoder(nn.Module):
             srcs.append(src + self.level_embed.weight[i].to(src.dtype)[None, None, :])
         query_pos = self.query_embed.weight.unsqueeze(0).expand(batch, -1, -1)
         output = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
+        # prediction j masks the attention of layer j, which reads level j % num_levels
+        attn_sizes = [sizes[j % self.num_levels] for j in range(self.num_layers)]
+        low_res = {}
+        if final_only:
+            low_res = {size: F.interpolate(mask_features, size=size, mode='bilinear',
+                                           align_corners=False)
+                       for size in set(attn_sizes)}
 
         cls_preds, mask_preds = [], []
-        cls_pred, mask_pred, attn_mask = self._predict(output, mask_features, sizes[0])
-        cls_preds.append(cls_pred)
-        mask_preds.append(mask_pred)
-        for i in range(self.num_layers):
-            level = i % self.num_levels
-            output = self.transformer_cross_attention_layers[i](
-                output, srcs[level], attn_mask=attn_mask, pos=pos[level], query_pos=query_pos)
-            output = self.transformer_self_attention_layers[i](output, query_pos=query_pos)
-            output = self.transformer_ffn_layers[i](output)
-            cls_pred, mask_pred, attn_mask = self._predict(
-                output, mask_features, sizes[(i + 1) % self.num_levels])
-            cls_preds.append(cls_pred)
-            mask_preds.append(mask_pred)
+        attn_mask = None
+        for j in range(self.num_layers + 1):
+            if j > 0:
+                level = (j - 1) % self.num_levels
+                output = self.transformer_cross_attention_layers[j - 1](
+                    output, srcs[level], attn_mask=attn_mask, pos=pos[level],
+                    query_pos=query_pos)
+                output = self.transformer_self_attention_layers[j - 1](output,
+                                                                       query_pos=query_pos)
+                output = self.transformer_ffn_layers[j - 1](output)
+            last = j == self.num_layers
+            decoded = self.decoder_norm(output)
+            mask_embed = self.mask_embed(decoded)
+            if final_only and not last:
+                small = mask_logits(mask_embed, low_res[attn_sizes[j]])
+                attn_mask = masked_attention_mask(small, attn_sizes[j], self.num_heads)
+                continue
+            cls_preds.append(self.class_embed(decoded))
+            mask_preds.append(mask_logits(mask_embed, mask_features))
+            if not last:
+                attn_mask = masked_attention_mask(mask_preds[-1], attn_sizes[j], self.num_heads)
         return cls_preds, mask_preds
 
-    def _predict(self, output: Tensor, mask_features: Tensor,
-                 attn_size: Tuple[int, int]) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-        """Class/mask heads and the attention mask for the next layer.
 
-        Args:
-            output: Queries, shape (B, Q, C).
-            mask_features: Per-pixel embeddings, shape (B, D, H, W).
-            attn_size: ``(H_l, W_l)`` of the next layer's memory.
-
-        Returns:
-            tuple: class logits (B, Q, K + 1), mask logits (B, Q, H, W) and the
-            boolean attention mask (B * heads, Q, H_l * W_l), True = blocked.
-        """
-        decoded = self.decoder_norm(output)
-        cls_pred = self.class_embed(decoded)
-        mask_embed = self.mask_embed(decoded)
-        mask_pred = torch.einsum('bqc,bchw->bqhw', mask_embed, mask_features)
-        attn_mask = masked_attention_mask(mask_pred, attn_size, self.num_heads)
-        return cls_pred, mask_pred, attn_mask
+def mask_logits(mask_embed: Tensor, mask_features: Tensor) -> Tensor:
+    """Mask logits ``einsum('bqc,bchw->bqhw')``: (B, Q, C) x (B, C, H, W) -> (B, Q, H, W)."""
+    return torch.einsum('bqc,bchw->bqhw', mask_embed, mask_features)
 
 
 @torch.no_grad()
@@ -151,7 +166,9 @@ def masked_attention_mask(mask_pred: Tensor, size: Tuple[int, int], num_heads: i
     Returns:
         Mask of shape (B * num_heads, Q, H_l * W_l), True where blocked.
     """
-    resized = F.interpolate(mask_pred.detach(), size=size, mode='bilinear', align_corners=False)
+    resized = mask_pred.detach()
+    if tuple(resized.shape[-2:]) != tuple(size):
+        resized = F.interpolate(resized, size=size, mode='bilinear', align_corners=False)
     blocked = resized.flatten(2) < 0.0  # sigmoid(x) < 0.5
     blocked = blocked & ~blocked.all(dim=-1, keepdim=True)
     return blocked.repeat_interleave(num_heads, dim=0)

@@ -70,16 +70,22 @@ class Mask2FormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
                              f'the head num_classes={num_classes}; set it in one place only')
         self.criterion = MODELS.build(criterion)
 
-    def forward(self, feats: Sequence[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
+    def forward(self,
+                feats: Sequence[Tensor],
+                final_only: bool = False) -> Tuple[List[Tensor], List[Tensor]]:
         """Predict classes and masks.
 
         Args:
             feats: Backbone outputs, fine to coarse (after ``in_index``), each
                 (B, C_i, H/s_i, W/s_i).
+            final_only: Only the final prediction (inference); the intermediate
+                masks are then made at the attention resolution only
+                (:meth:`MaskedAttentionDecoder.forward`).
 
         Returns:
             tuple: class logits per layer, each (B, Q, K + 1), and mask logits
             per layer, each (B, Q, H/4, W/4); the last entries are final.
+            One entry each with ``final_only``.
 
         Raises:
             ValueError: When the feature widths differ from ``in_channels``,
@@ -89,4 +95,10 @@ class Mask2FormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
             feats = [feats[i] for i in self.in_index]
         check_feature_channels(feats, self.in_channels, type(self).__name__)
         pixel_out = self.pixel_decoder(feats)
-        return self.predictor(pixel_out.multi_scale_features, pixel_out.mask_features)
+        return self.predictor(pixel_out.multi_scale_features, pixel_out.mask_features,
+                              final_only=final_only)
+
+    def predict(self, feats: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+        """Final-layer predictions: class logits (B, Q, K + 1), masks (B, Q, H/4, W/4)."""
+        cls_preds, mask_preds = self(feats, final_only=True)
+        return cls_preds[-1], mask_preds[-1]

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from mmseg_maskformer.registry import MODELS
 from .. import postprocess
-from ..postprocess import resize_to_original, semantic_inference
+from ..postprocess import resize_to_original, semantic_inference, semantic_labels
 
 #: Defaults of ``test_cfg`` (official Mask2Former inference settings).
 DEFAULT_TEST_CFG = dict(
@@ -173,9 +173,11 @@ class MaskFormerSegmentor(BaseModel):
         cfg = self.test_cfg
         if cfg['semantic_on']:
             scores = semantic_inference(cls_logits, masks)
-            sample.set_data(dict(
-                seg_logits=PixelData(data=scores),
-                pred_sem_seg=PixelData(data=scores.argmax(0, keepdim=True).to(torch.long))))
+            sample.set_data(dict(seg_logits=PixelData(data=scores),
+                                 pred_sem_seg=PixelData(data=semantic_labels(scores))))
+        if not (cfg['panoptic_on'] or cfg['instance_on']):
+            return
+        masks = masks.contiguous()  # one query after another, as the loops below read them
         is_thing = None if self._thing_mask is None else self._thing_mask.to(masks.device)
         if cfg['panoptic_on']:
             panoptic, _ = postprocess.panoptic_inference(cls_logits, masks, is_thing,

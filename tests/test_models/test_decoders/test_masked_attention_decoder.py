@@ -78,6 +78,52 @@ def test_levels_rotate_and_masks_follow_previous_prediction(monkeypatch):
         assert torch.equal(attn_mask, expected)
 
 
+def _record_attention_masks(decoder, monkeypatch):
+    seen = []
+    for layer in decoder.transformer_cross_attention_layers:
+        orig = layer.forward
+
+        def record(x, memory, attn_mask=None, pos=None, query_pos=None, _orig=orig):
+            seen.append(attn_mask.clone())
+            return _orig(x, memory, attn_mask=attn_mask, pos=pos, query_pos=query_pos)
+
+        monkeypatch.setattr(layer, 'forward', record)
+    return seen
+
+
+@pytest.mark.parametrize('mask_size', [MASK_SIZE, (13, 11)])
+def test_final_only_equals_the_last_prediction(mask_size, monkeypatch):
+    """Intermediate masks made at the attention size give the same attention masks."""
+    decoder = _decoder(4).double()
+    gen = torch.Generator().manual_seed(3)
+    memories = [m.double() for m in _inputs()[0]]
+    mask_features = torch.randn(B, C, *mask_size, generator=gen, dtype=torch.float64)
+    seen = _record_attention_masks(decoder, monkeypatch)
+    with torch.no_grad():
+        cls_all, mask_all = decoder(memories, mask_features)
+        full_masks = list(seen)
+        seen.clear()
+        cls_one, mask_one = decoder(memories, mask_features, final_only=True)
+    assert len(cls_one) == len(mask_one) == 1
+    assert len(seen) == len(full_masks) == 4
+    for fast, full in zip(seen, full_masks):
+        assert torch.equal(fast, full)
+    # the masks really restrict the attention (neither all blocked nor all open)
+    assert any(bool(m.any()) and not bool(m.all()) for m in full_masks)
+    torch.testing.assert_close(cls_one[0], cls_all[-1], rtol=0, atol=1e-10)
+    torch.testing.assert_close(mask_one[0], mask_all[-1], rtol=0, atol=1e-10)
+
+
+def test_final_only_in_float32_agrees_within_rounding():
+    decoder = _decoder(4)
+    memories, mask_features = _inputs()
+    with torch.no_grad():
+        cls_all, mask_all = decoder(memories, mask_features)
+        cls_one, mask_one = decoder(memories, mask_features, final_only=True)
+    torch.testing.assert_close(cls_one[0], cls_all[-1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mask_one[0], mask_all[-1], rtol=1e-5, atol=1e-5)
+
+
 def test_gradient_flows():
     decoder = _decoder(3)
     memories, mask_features = _inputs()
