@@ -136,9 +136,13 @@ _ORIGINAL_CORE = ms_deform_attn.ms_deform_attn_core
 
 @contextlib.contextmanager
 def traced_ms_deform_attn() -> Iterator[None]:
-    """Within the block, ``MSDeformAttn`` traces its core as the op ``MSDA_OP``."""
+    """Within the block, ``MSDeformAttn`` traces any of its cores as the op ``MSDA_OP``."""
     with mock.patch.object(ms_deform_attn, 'ms_deform_attn_core',
-                           _TracedMSDeformAttnCore.apply):
+                           _TracedMSDeformAttnCore.apply), \
+            mock.patch.object(ms_deform_attn, 'ms_deform_attn_gather',
+                              _TracedMSDeformAttnCore.apply), \
+            mock.patch.object(ms_deform_attn, 'ms_deform_attn_cpu',
+                              _TracedMSDeformAttnCore.apply):
         yield
 
 

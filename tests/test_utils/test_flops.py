@@ -55,13 +55,26 @@ def test_deformable_attention_handle_counts_sampling_and_projections():
     assert counter.total() == sampling + linear
 
 
-def test_generic_counter_sees_only_the_interpolation():
+def test_generic_counter_sees_only_the_interpolation(monkeypatch):
     module = DeformWrapper()
     s = sum(h * w for h, w in SHAPES)
-    with torch.no_grad():
-        by_op = analyzer(module, torch.randn(B, Q, C), torch.randn(B, s, C)).by_operator()
+
+    def by_operator():
+        with torch.no_grad():
+            return analyzer(module, torch.randn(B, Q, C), torch.randn(B, s, C)).by_operator()
+
+    # the compiled CPU kernel: a Python autograd function, which generic counters skip
+    assert 'grid_sampler' not in by_operator()
+    module.attn.use_cpu_kernel = False
+    # the grid_sample core (what the module runs without the kernel, with gradients)
+    monkeypatch.setattr(ms_deform_attn, 'ms_deform_attn_gather', ms_deform_attn.ms_deform_attn_core)
+    by_op = by_operator()
     # mmengine's grid_sampler handle: 4 per sampled value, the weighting is missed
     assert by_op['grid_sampler'] == ms_deform_attn_flops(B, Q, M, C // M, L, P) * 4 // 5
+    monkeypatch.undo()
+    # the gather core (no gradients): an embedding_bag, which generic counters skip
+    by_op = by_operator()
+    assert 'grid_sampler' not in by_op and 'embedding_bag' not in by_op
 
 
 def test_traced_core_is_the_same_computation_and_is_restored():
@@ -70,12 +83,14 @@ def test_traced_core_is_the_same_computation_and_is_restored():
     query, value = torch.randn(B, Q, C), torch.randn(B, 26, C)
     torch.manual_seed(1)
     expected = module(query, value)
-    original = ms_deform_attn.ms_deform_attn_core
+    names = ('ms_deform_attn_core', 'ms_deform_attn_gather', 'ms_deform_attn_cpu')
+    originals = [getattr(ms_deform_attn, name) for name in names]
     with traced_ms_deform_attn():
-        assert ms_deform_attn.ms_deform_attn_core is not original
+        for name, original in zip(names, originals):
+            assert getattr(ms_deform_attn, name) is not original
         torch.manual_seed(1)
         got = module(query, value)
-    assert ms_deform_attn.ms_deform_attn_core is original
+    assert [getattr(ms_deform_attn, name) for name in names] == originals
     torch.testing.assert_close(got, expected)
 
 

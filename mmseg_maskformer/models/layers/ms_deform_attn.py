@@ -1,16 +1,29 @@
 """Multi-scale deformable attention (Deformable DETR), used by the pixel decoder.
 
-The core op :func:`ms_deform_attn_core` runs in pure PyTorch (``grid_sample``) on
-any device; on CUDA tensors :class:`MSDeformAttn` uses mmcv's compiled kernel
-when it is available (same maths, less memory). ``tests/test_models/
-test_layers/test_ms_deform_attn.py`` checks the two agree.
+On CPU, :class:`MSDeformAttn` runs a compiled C kernel (forward and backward,
+:mod:`.cpu_kernel`; about 7x faster forward and 8x faster forward + backward than
+the reference below); on CUDA tensors, mmcv's compiled kernel when it is available.
+Otherwise, two pure-PyTorch cores compute the same sum, on any device:
+
+- :func:`ms_deform_attn_core`: one ``grid_sample`` per level, then the weighted
+  sum of the points (the reference; its backward is the faster of the two on CPU);
+- :func:`ms_deform_attn_gather`: the four bilinear corners of every point folded
+  into one weighted gather (``embedding_bag``) over zero-bordered level maps; no
+  (B*M, D, Q, P) sample tensor is built (about 2-5x faster forward on CPU).
+
+without a compiled kernel, :class:`MSDeformAttn` takes the gather when no
+gradient is needed and the reference otherwise.
+``tests/test_models/test_layers/test_ms_deform_attn.py`` checks that all of them
+agree, gradients included.
 """
 import math
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .cpu_kernel import kernel_available, ms_deform_attn_cpu
 
 
 def ms_deform_attn_core(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
@@ -51,6 +64,97 @@ def ms_deform_attn_core(value: Tensor, spatial_shapes: Tensor, sampling_location
     return out.reshape(b, m * d, q).transpose(1, 2).contiguous().to(out_dtype)
 
 
+def _gather_rows_and_weights(spatial_shapes: Tensor, sampling_locations: Tensor,
+                              attention_weights: Tensor, batch: int,
+                              padded_sizes: List[int]) -> Tuple[Tensor, Tensor]:
+    """Rows of the zero-bordered value table and weights of every bilinear corner.
+
+    Level ``l`` of head ``m`` of image ``b`` is stored as an (H_l + 3, W_l + 3)
+    map with one zero row/column before and two after, so that every corner of a
+    location clamped to ``[-1, W_l] x [-1, H_l]`` (pixel units) is a table row,
+    and corners outside the image read zeros (``grid_sample``'s zero padding,
+    ``align_corners=False``).
+
+    Args:
+        spatial_shapes: ``(H_l, W_l)`` per level, shape (L, 2).
+        sampling_locations: Normalised ``(x, y)``, shape (B, Q, M, L, P, 2), float32/64.
+        attention_weights: Shape (B, Q, M, L, P), same dtype.
+        batch: B.
+        padded_sizes: ``(H_l + 3) * (W_l + 3)`` per level.
+
+    Returns:
+        rows (B * M * Q, L * P * 4) int64 and weights (B * M * Q, L * P * 4).
+    """
+    _, q, m, num_levels, num_points, _ = sampling_locations.shape
+    dtype = sampling_locations.dtype
+    table_rows = batch * m * sum(padded_sizes)
+    # row numbers are computed in floating point: exact below 2**24 in float32
+    index_dtype = dtype if table_rows < 2**24 or dtype == torch.float64 else torch.float64
+    hw = spatial_shapes.tolist()
+    sizes = sampling_locations.new_tensor([[w, h] for h, w in hw])  # (L, 2) as (x, y)
+    # (B, M, Q, L, P, 2), contiguous: every tensor below is then made in this order
+    loc = sampling_locations.permute(0, 2, 1, 3, 4, 5).contiguous()
+    xy = (loc * sizes[:, None] - 0.5).nan_to_num_(-1.0)
+    xy = torch.maximum(torch.minimum(xy, sizes[:, None]), xy.new_tensor(-1.0))
+    xy0 = xy.floor()
+    frac = xy - xy0
+    xy0 = xy0.to(index_dtype)
+    widths = xy0.new_tensor([w + 3 for _, w in hw])[:, None]  # (L, 1)
+    starts = xy0.new_tensor([0] + padded_sizes[:-1]).cumsum(0)[:, None]
+    blocks = torch.arange(batch * m, dtype=index_dtype, device=xy0.device).view(
+        batch, m, 1, 1, 1) * sum(padded_sizes)
+    top_left = blocks + starts + (xy0[..., 1] + 1) * widths + (xy0[..., 0] + 1)
+    corner_offsets = torch.cat([torch.zeros_like(widths), torch.ones_like(widths), widths,
+                                widths + 1], -1)  # (L, 4): (x0,y0) (x1,y0) (x0,y1) (x1,y1)
+    rows = (top_left[..., None] + corner_offsets[:, None]).long()
+    w = attention_weights.permute(0, 2, 1, 3, 4).contiguous()
+    fx, fy = frac[..., 0], frac[..., 1]
+    wy = torch.stack([w - w * fy, w * fy], -1)
+    wx = torch.stack([1 - fx, fx], -1)
+    weights = wy[..., :, None] * wx[..., None, :]  # (B, M, Q, L, P, 2, 2)
+    n = batch * m * q
+    return rows.reshape(n, -1), weights.reshape(n, -1)
+
+
+def ms_deform_attn_gather(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
+                          attention_weights: Tensor) -> Tensor:
+    """Multi-scale deformable attention as one weighted gather (``embedding_bag``).
+
+    Same arguments, result and zero padding as :func:`ms_deform_attn_core`; the
+    bilinear weights of the four corners times the attention weight of each
+    point weight rows of a table holding every level of every head with a zero
+    border, and ``F.embedding_bag(mode='sum')`` sums the ``L * P * 4`` rows of
+    each (image, head, query) in one call. Differentiable (through
+    ``embedding_bag``), but its backward is slower than the reference's on CPU.
+
+    Args:
+        value: Shape (B, S, M, D).
+        spatial_shapes: Shape (L, 2), int64.
+        sampling_locations: Shape (B, Q, M, L, P, 2).
+        attention_weights: Shape (B, Q, M, L, P).
+
+    Returns:
+        Shape (B, Q, M * D).
+    """
+    out_dtype = value.dtype
+    if value.dtype in (torch.float16, torch.bfloat16):
+        value = value.float()
+    b, _, m, d = value.shape
+    q = sampling_locations.shape[1]
+    hw = spatial_shapes.tolist()
+    padded_sizes = [(h + 3) * (w + 3) for h, w in hw]
+    levels = value.permute(0, 2, 1, 3).split([h * w for h, w in hw], dim=2)
+    table = torch.cat([
+        F.pad(level.reshape(b, m, h, w, d), (0, 0, 1, 2, 1, 2)).flatten(2, 3)
+        for level, (h, w) in zip(levels, hw)
+    ], 2).reshape(-1, d)
+    compute = value.dtype
+    rows, weights = _gather_rows_and_weights(spatial_shapes, sampling_locations.to(compute),
+                                             attention_weights.to(compute), b, padded_sizes)
+    out = F.embedding_bag(rows, table, per_sample_weights=weights, mode='sum')
+    return out.view(b, m, q, d).permute(0, 2, 1, 3).reshape(b, q, m * d).to(out_dtype)
+
+
 def _mmcv_kernel_available() -> bool:
     try:
         from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction  # noqa
@@ -69,6 +173,8 @@ class MSDeformAttn(nn.Module):
         num_points: Sampling points per head and level P.
         im2col_step: Batch chunk of mmcv's CUDA kernel.
         use_cuda_kernel: Use mmcv's kernel for CUDA tensors when available.
+        use_cpu_kernel: Use the compiled kernel for CPU tensors when it can be
+            built (:mod:`.cpu_kernel`); fp16/bf16 inputs are sampled in fp32.
     """
 
     def __init__(self,
@@ -77,7 +183,8 @@ class MSDeformAttn(nn.Module):
                  num_heads: int = 8,
                  num_points: int = 4,
                  im2col_step: int = 128,
-                 use_cuda_kernel: bool = True) -> None:
+                 use_cuda_kernel: bool = True,
+                 use_cpu_kernel: bool = True) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible by '
@@ -88,6 +195,7 @@ class MSDeformAttn(nn.Module):
         self.num_points = num_points
         self.im2col_step = im2col_step
         self.use_cuda_kernel = use_cuda_kernel and _mmcv_kernel_available()
+        self.use_cpu_kernel = use_cpu_kernel
         self.sampling_offsets = nn.Linear(embed_dims, num_heads * num_levels * num_points * 2)
         self.attention_weights = nn.Linear(embed_dims, num_heads * num_levels * num_points)
         self.value_proj = nn.Linear(embed_dims, embed_dims)
@@ -147,9 +255,24 @@ class MSDeformAttn(nn.Module):
                      offsets / normalizer[None, None, None, :, None, :].to(offsets.dtype))
         if self.use_cuda_kernel and value.is_cuda:
             out = self._cuda_kernel(value, spatial_shapes, level_start_index, locations, weights)
-        else:
+        elif self.use_cpu_kernel and value.device.type == 'cpu' and kernel_available():
+            out = self._cpu_kernel(value, spatial_shapes, locations, weights)
+        elif torch.is_grad_enabled() and (value.requires_grad or locations.requires_grad or
+                                          weights.requires_grad):
             out = ms_deform_attn_core(value, spatial_shapes, locations, weights)
+        else:
+            out = ms_deform_attn_gather(value, spatial_shapes, locations, weights)
         return self.output_proj(out)
+
+    @staticmethod
+    def _cpu_kernel(value: Tensor, spatial_shapes: Tensor, locations: Tensor,
+                    weights: Tensor) -> Tensor:
+        dtype = value.dtype
+        # fp16/bf16 are sampled in fp32: low-precision coordinates are off by up to a pixel
+        compute = torch.float64 if dtype == torch.float64 else torch.float32
+        out = ms_deform_attn_cpu(value.to(compute), spatial_shapes, locations.to(compute),
+                                 weights.to(compute))
+        return out.to(dtype)
 
     def _cuda_kernel(self, value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
                      locations: Tensor, weights: Tensor) -> Tensor:

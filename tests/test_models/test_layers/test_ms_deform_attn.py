@@ -1,13 +1,26 @@
 """Tests of the pure-PyTorch multi-scale deformable attention and MSDeformAttn."""
+import os
+
 import pytest
 import torch
 from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 
 from bilinear_reference import bilinear_zero_pad
+from mmseg_maskformer.models.layers import ms_deform_attn as msda_module
+from mmseg_maskformer.models.layers.cpu_kernel import (kernel_available, kernel_failure,
+                                                       ms_deform_attn_cpu)
 from mmseg_maskformer.models.layers.ms_deform_attn import (MSDeformAttn, flatten_levels,
-                                                           ms_deform_attn_core)
+                                                           ms_deform_attn_core,
+                                                           ms_deform_attn_gather)
 
 SHAPES = [(6, 5), (3, 4), (2, 2)]  # three levels of different, non-square sizes
+
+
+def require_cpu_kernel():
+    """The compiled kernel must build, unless switched off on purpose."""
+    if os.environ.get('MMSEG_MASKFORMER_CPU_KERNEL', '1') == '0':
+        pytest.skip('compiled CPU kernel switched off (MMSEG_MASKFORMER_CPU_KERNEL=0)')
+    assert kernel_available(), kernel_failure()
 
 
 def _inputs(seed: int, dtype=torch.float32, b: int = 2, q: int = 5, m: int = 2, d: int = 3,
@@ -82,6 +95,152 @@ def test_core_all_outside_is_zero():
     far = torch.full_like(locations, 2.0)
     out = ms_deform_attn_core(value, shapes, far, weights)
     torch.testing.assert_close(out, torch.zeros_like(out))
+
+
+def _cores():
+    """The optimised cores, each checked against the grid_sample reference."""
+    require_cpu_kernel()
+    return [ms_deform_attn_gather, ms_deform_attn_cpu]
+
+
+@pytest.mark.parametrize('core', ['gather', 'cpu'])
+@pytest.mark.parametrize('dtype,atol', [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize('seed', [0, 5, 6])
+def test_fast_cores_match_grid_sample_core(core, dtype, atol, seed):
+    fn = _cores()[core == 'cpu']
+    # locations run from -0.3 to 1.3: corners inside, on the border and outside
+    value, shapes, locations, weights = _inputs(seed, dtype=dtype, b=2, q=9, m=3, d=4)
+    out = fn(value, shapes, locations, weights)
+    ref = ms_deform_attn_core(value, shapes, locations, weights)
+    assert out.shape == ref.shape == (2, 9, 12) and out.dtype == dtype
+    torch.testing.assert_close(out, ref, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize('core', ['gather', 'cpu'])
+def test_fast_cores_edges_and_far_outside(core):
+    fn = _cores()[core == 'cpu']
+    value, shapes, locations, weights = _inputs(7, dtype=torch.float64)
+    # exactly on pixel centres, on the image edge, half a pixel and far outside
+    edge = torch.tensor([0.0, 1.0, -0.1, 1.1, 5.0, -7.0, 0.5], dtype=torch.float64)
+    locations = edge[torch.randint(0, 7, locations.shape,
+                                   generator=torch.Generator().manual_seed(0))]
+    out = fn(value, shapes, locations, weights)
+    ref = ms_deform_attn_core(value, shapes, locations, weights)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    far = torch.full_like(locations, -3.0)
+    torch.testing.assert_close(fn(value, shapes, far, weights),
+                               torch.zeros(2, 5, 6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize('core', ['gather', 'cpu'])
+def test_fast_cores_nan_location_reads_nothing_out_of_bounds(core):
+    fn = _cores()[core == 'cpu']
+    value, shapes, locations, weights = _inputs(8)
+    locations[0, 0, 0, 0, 0] = float('nan')
+    out = fn(value, shapes, locations, weights)  # no IndexError, no stray read
+    assert out.shape == (2, 5, 6) and bool(torch.isfinite(out[1]).all())
+
+
+@pytest.mark.parametrize('core', ['gather', 'cpu'])
+def test_fast_cores_gradients_match_reference(core):
+    fn = _cores()[core == 'cpu']
+    value, shapes, locations, weights = _inputs(1, dtype=torch.float64)
+    grad_out = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(9),
+                           dtype=torch.float64)
+
+    def grads(core_fn):
+        v, loc, w = (t.clone().requires_grad_(True) for t in (value, locations, weights))
+        (core_fn(v, shapes, loc, w) * grad_out).sum().backward()
+        return v.grad, loc.grad, w.grad
+
+    for g_fast, g_ref in zip(grads(fn), grads(ms_deform_attn_core)):
+        assert bool(g_ref.abs().sum() > 0)
+        torch.testing.assert_close(g_fast, g_ref, rtol=1e-7, atol=1e-9)
+
+
+def test_cpu_kernel_gradcheck():
+    require_cpu_kernel()
+    value, shapes, locations, weights = _inputs(2, dtype=torch.float64, b=2, q=3, m=2, d=3,
+                                                p=2, shapes=[(3, 2), (2, 2)])
+    inputs = tuple(t.requires_grad_(True) for t in (value, locations, weights))
+    assert torch.autograd.gradcheck(lambda v, loc, w: ms_deform_attn_cpu(v, shapes, loc, w),
+                                    inputs, eps=1e-6, atol=1e-5)
+
+
+def test_cpu_kernel_splits_work_between_threads():
+    """The same result with 1 and 3 threads (work split into uneven ranges)."""
+    require_cpu_kernel()
+    value, shapes, locations, weights = _inputs(9, dtype=torch.float64, b=3, q=7)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ms_deform_attn_cpu(value, shapes, locations, weights)
+        torch.set_num_threads(3)
+        three = ms_deform_attn_cpu(value, shapes, locations, weights)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, three)
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_gather_low_precision_samples_in_fp32(dtype):
+    value, shapes, locations, weights = _inputs(3)
+    out = ms_deform_attn_gather(value.to(dtype), shapes, locations.to(dtype), weights.to(dtype))
+    ref = ms_deform_attn_core(value.to(dtype), shapes, locations.to(dtype), weights.to(dtype))
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), ref.float(), rtol=0, atol=1e-2)
+
+
+def _record_cores(monkeypatch):
+    calls = []
+    for name in ('ms_deform_attn_core', 'ms_deform_attn_gather', 'ms_deform_attn_cpu'):
+        original = getattr(msda_module, name)
+        monkeypatch.setattr(msda_module, name,
+                            lambda *a, _n=name, _f=original: calls.append(_n) or _f(*a))
+    return calls
+
+
+@pytest.mark.parametrize('use_cpu_kernel,expected', [
+    (False, ['ms_deform_attn_core', 'ms_deform_attn_gather']),
+    (True, ['ms_deform_attn_cpu', 'ms_deform_attn_cpu']),
+])
+def test_module_dispatch(use_cpu_kernel, expected, monkeypatch):
+    """Kernel off: the gather without gradients, the reference with; on: the kernel."""
+    require_cpu_kernel()
+    calls = _record_cores(monkeypatch)
+    torch.manual_seed(0)
+    attn = MSDeformAttn(embed_dims=8, num_levels=3, num_heads=2, num_points=3,
+                        use_cpu_kernel=use_cpu_kernel)
+    torch.nn.init.normal_(attn.sampling_offsets.weight, std=0.5)
+    inputs = _module_inputs(4)
+    train_out = attn(*inputs)
+    with torch.no_grad():
+        eval_out = attn(*inputs)
+    assert calls == expected
+    torch.testing.assert_close(eval_out, train_out.detach(), rtol=0, atol=1e-6)
+
+
+def test_module_outputs_and_gradients_equal_with_and_without_kernel():
+    require_cpu_kernel()
+    torch.manual_seed(0)
+    fast = MSDeformAttn(embed_dims=8, num_levels=3, num_heads=2, num_points=3).double()
+    torch.nn.init.normal_(fast.sampling_offsets.weight, std=0.5)
+    torch.nn.init.normal_(fast.attention_weights.weight, std=0.5)
+    slow = MSDeformAttn(embed_dims=8, num_levels=3, num_heads=2, num_points=3,
+                        use_cpu_kernel=False).double()
+    slow.load_state_dict(fast.state_dict())
+    query, ref, value, shapes, start = (t.double() if t.is_floating_point() else t
+                                        for t in _module_inputs(5))
+    outs, grads = [], []
+    for attn in (fast, slow):
+        q = query.clone().requires_grad_(True)
+        out = attn(q, ref, value, shapes, start)
+        out.pow(2).sum().backward()
+        outs.append(out.detach())
+        grads.append([q.grad] + [p.grad for p in attn.parameters()])
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-12)
+    for g_fast, g_slow in zip(*grads):
+        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-12)
 
 
 def test_msdeformattn_init_ray_pattern():

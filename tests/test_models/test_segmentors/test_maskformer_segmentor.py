@@ -1,6 +1,7 @@
 """MaskFormerSegmentor: test_cfg validation and the three outputs of one forward pass."""
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmseg.structures import SegDataSample
 
@@ -125,3 +126,25 @@ def test_channels_last_gives_the_same_outputs_and_checkpoint_layout():
     total = sum(v for k, v in losses.items() if 'loss' in k)
     total.backward()
     assert torch.isfinite(total) and fast.backbone.conv1.weight.grad.abs().sum() > 0
+
+
+def test_inference_path_equals_the_training_forward():
+    """predict's fast paths (gather deformable attention, intermediate masks at the
+    attention size, channels-last post-processing) against the full forward in float64."""
+    torch.manual_seed(0)
+    model = tiny_segmentor().double().eval()
+    inputs = torch.randn(1, 3, 64, 96, dtype=torch.float64)
+    with torch.no_grad():
+        cls_fast, mask_fast = model(inputs, mode='tensor')
+        pred = model(inputs, mode='predict')[0]
+    # the reference: every prediction at full resolution, grid_sample deformable attention
+    inputs.requires_grad_(True)
+    cls_preds, mask_preds = model.decode_head(model.extract_feat(inputs))
+    torch.testing.assert_close(cls_fast, cls_preds[-1].detach(), rtol=0, atol=1e-10)
+    torch.testing.assert_close(mask_fast, mask_preds[-1].detach(), rtol=0, atol=1e-10)
+    masks = F.interpolate(mask_preds[-1].detach(), size=(64, 96), mode='bilinear',
+                          align_corners=False)[0]
+    probs = cls_preds[-1].detach()[0].softmax(-1)[:, :-1]
+    scores = torch.einsum('qc,qhw->chw', probs, masks.sigmoid())
+    torch.testing.assert_close(pred.seg_logits.data, scores.float(), rtol=0, atol=1e-6)
+    assert torch.equal(pred.pred_sem_seg.data[0], scores.argmax(0))

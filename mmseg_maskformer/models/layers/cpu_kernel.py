@@ -1,0 +1,205 @@
+"""Compiled CPU kernel of the multi-scale deformable attention (forward and backward).
+
+``csrc/ms_deform_attn_cpu.c`` is plain C (no PyTorch headers): it is compiled on
+first use with the system C compiler (``$CC``, else ``cc``) into a shared library
+cached under ``$MMSEG_MASKFORMER_CACHE`` (default ``~/.cache/mmseg_maskformer``),
+keyed by the source, the flags, the compiler and the CPU, and called through
+``ctypes`` on the tensors' memory. ``ctypes`` releases the GIL during the call, so
+the work is split between ``torch.get_num_threads()`` Python threads.
+
+When no compiler is available, the build fails, or
+``MMSEG_MASKFORMER_CPU_KERNEL=0`` is set, :func:`kernel_available` is False and
+the callers use the pure-PyTorch implementations (same results, slower); the
+reason is logged once.
+"""
+import ctypes
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor
+
+_SOURCE_DIR = Path(__file__).parent / 'csrc'
+_SOURCES = ('ms_deform_attn_cpu.c', 'ms_deform_attn_cpu_impl.h')
+_FLAGS = ['-O3', '-march=native', '-fopenmp-simd', '-fPIC', '-shared']
+_DTYPES = {torch.float32: 'f32', torch.float64: 'f64'}
+_lock = threading.Lock()
+_library: Optional[ctypes.CDLL] = None
+_failure: Optional[str] = None
+_pool: Optional[ThreadPoolExecutor] = None
+_pool_size = 0
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get('MMSEG_MASKFORMER_CACHE')
+    return Path(root) if root else Path.home() / '.cache' / 'mmseg_maskformer'
+
+
+def _cpu_signature() -> str:
+    """The CPU model and flags (``-march=native`` code runs only on such a CPU)."""
+    try:
+        lines = Path('/proc/cpuinfo').read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    wanted = ('model name', 'flags')
+    return '\n'.join(sorted({line for line in lines if line.startswith(wanted)}))
+
+
+def _build(compiler: str) -> Path:
+    """Compile the kernel (or find it in the cache) and return the library's path."""
+    version = subprocess.run([compiler, '--version'], capture_output=True, text=True,
+                             check=True).stdout
+    digest = hashlib.sha256()
+    for name in _SOURCES:
+        digest.update((_SOURCE_DIR / name).read_bytes())
+    for part in (' '.join(_FLAGS), version, _cpu_signature()):
+        digest.update(part.encode())
+    target = _cache_dir() / f'ms_deform_attn_cpu_{digest.hexdigest()[:16]}.so'
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # build beside the target, then rename: concurrent processes never load a partial file
+    fd, tmp = tempfile.mkstemp(suffix='.so', dir=target.parent)
+    os.close(fd)
+    try:
+        result = subprocess.run(
+            [compiler, *_FLAGS, str(_SOURCE_DIR / _SOURCES[0]), '-o', tmp, '-lm'],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f'{compiler} failed: {result.stderr.strip()[-2000:]}')
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def _load() -> Optional[ctypes.CDLL]:
+    global _library, _failure
+    with _lock:
+        if _library is not None or _failure is not None:
+            return _library
+        if os.environ.get('MMSEG_MASKFORMER_CPU_KERNEL', '1') == '0':
+            _failure = 'disabled by MMSEG_MASKFORMER_CPU_KERNEL=0'
+            return None
+        try:
+            library = ctypes.CDLL(str(_build(os.environ.get('CC', 'cc'))))
+            for suffix in _DTYPES.values():
+                forward = getattr(library, f'msda_forward_{suffix}')
+                forward.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 8
+                forward.restype = None
+                backward = getattr(library, f'msda_backward_{suffix}')
+                backward.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 8
+                backward.restype = None
+            _library = library
+        except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as err:
+            _failure = str(err)
+            print_log('The compiled CPU kernel of the deformable attention is not available '
+                      f'({_failure}); the pure-PyTorch implementation is used.',
+                      logger='current')
+        return _library
+
+
+def kernel_available() -> bool:
+    """Whether the compiled CPU kernel can be used (compiling it on first call)."""
+    return _load() is not None
+
+
+def kernel_failure() -> Optional[str]:
+    """Why the kernel is not available, or None."""
+    _load()
+    return _failure
+
+
+def _run_split(fn: Callable[[int, int], None], total: int) -> None:
+    """Call ``fn(begin, end)`` over ``[0, total)`` split between the intra-op threads."""
+    global _pool, _pool_size
+    threads = max(1, min(torch.get_num_threads(), total))
+    if threads == 1:
+        fn(0, total)
+        return
+    with _lock:
+        if _pool is None or _pool_size < threads:
+            _pool = ThreadPoolExecutor(max_workers=threads,
+                                       thread_name_prefix='ms_deform_attn_cpu')
+            _pool_size = threads
+        pool = _pool
+    bounds = [total * i // threads for i in range(threads + 1)]
+    futures = [pool.submit(fn, bounds[i], bounds[i + 1]) for i in range(threads)]
+    for future in futures:
+        future.result()
+
+
+def _prepare(value: Tensor, spatial_shapes: Tensor, locations: Tensor,
+             weights: Tensor) -> Tuple[List[Tensor], Tuple[int, ...]]:
+    value, locations, weights = (t.contiguous() for t in (value, locations, weights))
+    shapes = spatial_shapes.to('cpu', torch.int64).contiguous()
+    sizes = shapes[:, 0] * shapes[:, 1]
+    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    b, s, m, d = value.shape
+    _, q, _, num_levels, num_points, _ = locations.shape
+    return [value, shapes, starts, locations, weights], (b, s, m, d, q, num_levels, num_points)
+
+
+class MSDeformAttnCPUFunction(torch.autograd.Function):
+    """Autograd wrapper of the compiled kernel (float32 / float64 CPU tensors)."""
+
+    @staticmethod
+    def forward(ctx, value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
+                attention_weights: Tensor) -> Tensor:
+        tensors, dims = _prepare(value, spatial_shapes, sampling_locations, attention_weights)
+        b, s, m, d, q, num_levels, num_points = dims
+        out = value.new_empty(b, q, m, d)
+        forward = getattr(_library, f'msda_forward_{_DTYPES[value.dtype]}')
+        ptrs = [t.data_ptr() for t in tensors] + [out.data_ptr()]
+        _run_split(lambda lo, hi: forward(*ptrs, s, m, d, q, num_levels, num_points, lo, hi),
+                   b * q)
+        ctx.save_for_backward(*tensors)
+        ctx.dims = dims
+        return out.view(b, q, m * d)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
+        value, shapes, starts, locations, weights = ctx.saved_tensors
+        b, s, m, d, q, num_levels, num_points = ctx.dims
+        grad_out = grad_out.contiguous()
+        grad_value = torch.zeros_like(value)
+        grad_locations = torch.zeros_like(locations)
+        grad_weights = torch.zeros_like(weights)
+        backward = getattr(_library, f'msda_backward_{_DTYPES[value.dtype]}')
+        ptrs = [t.data_ptr() for t in (value, shapes, starts, locations, weights, grad_out,
+                                       grad_value, grad_locations, grad_weights)]
+        _run_split(lambda lo, hi: backward(*ptrs, s, m, d, q, num_levels, num_points, lo, hi),
+                   b * m)
+        return grad_value, None, grad_locations, grad_weights
+
+
+def ms_deform_attn_cpu(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
+                       attention_weights: Tensor) -> Tensor:
+    """Compiled multi-scale deformable attention; arguments and result as
+    :func:`~mmseg_maskformer.models.layers.ms_deform_attn.ms_deform_attn_core`.
+
+    Args:
+        value: Shape (B, S, M, D).
+        spatial_shapes: Shape (L, 2), int64.
+        sampling_locations: Shape (B, Q, M, L, P, 2).
+        attention_weights: Shape (B, Q, M, L, P).
+
+    Returns:
+        Shape (B, Q, M * D).
+
+    Raises:
+        RuntimeError: When the kernel is not available (see :func:`kernel_failure`).
+    """
+    if not kernel_available():
+        raise RuntimeError(f'the compiled CPU kernel is not available: {_failure}')
+    return MSDeformAttnCPUFunction.apply(value, spatial_shapes, sampling_locations,
+                                         attention_weights)

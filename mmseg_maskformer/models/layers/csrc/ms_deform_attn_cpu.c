@@ -1,0 +1,16 @@
+/* Multi-scale deformable attention CPU kernels (float32 and float64), loaded with ctypes
+ * by mmseg_maskformer/models/layers/cpu_kernel.py. See ms_deform_attn_cpu_impl.h. */
+#include <math.h>
+#include <stdint.h>
+
+#define SCALAR float
+#define NAME(x) x##_f32
+#include "ms_deform_attn_cpu_impl.h"
+#undef SCALAR
+#undef NAME
+
+#define SCALAR double
+#define NAME(x) x##_f64
+#include "ms_deform_attn_cpu_impl.h"
+#undef SCALAR
+#undef NAME

@@ -1,0 +1,125 @@
+/* Multi-scale deformable attention on CPU: the body of the float and double kernels.
+ *
+ * Included twice by ms_deform_attn_cpu.c with SCALAR (float / double) and NAME(x)
+ * defined. Layouts (all contiguous, row-major):
+ *   value       (B, S, M, D)           S = sum_l H_l * W_l, levels concatenated
+ *   shapes      (L, 2) int64           (H_l, W_l)
+ *   starts      (L,) int64             first position of level l in S
+ *   loc         (B, Q, M, L, P, 2)     normalised (x, y); pixel x = loc_x * W_l - 0.5
+ *   attn        (B, Q, M, L, P)        attention weights
+ *   out         (B, Q, M, D)
+ * Bilinear interpolation with zero padding, i.e. grid_sample(align_corners=False,
+ * padding_mode='zeros') at 2 * loc - 1. Each call handles a range of work items so
+ * that the caller can split the work between threads: (b, q) pairs for the forward,
+ * (b, m) pairs for the backward (each owns a disjoint part of grad_value).
+ */
+
+static void NAME(axpy)(SCALAR *y, const SCALAR *x, SCALAR a, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+static SCALAR NAME(dot)(const SCALAR *x, const SCALAR *y, int64_t n) {
+    SCALAR s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
+    return s;
+}
+
+void NAME(msda_forward)(const SCALAR *value, const int64_t *shapes, const int64_t *starts,
+                        const SCALAR *loc, const SCALAR *attn, SCALAR *out, int64_t S,
+                        int64_t M, int64_t D, int64_t Q, int64_t L, int64_t P, int64_t begin,
+                        int64_t end) {
+    for (int64_t bq = begin; bq < end; ++bq) {
+        const int64_t b = bq / Q;
+        const SCALAR *vb = value + b * S * M * D;
+        for (int64_t m = 0; m < M; ++m) {
+            SCALAR *o = out + (bq * M + m) * D;
+            for (int64_t d = 0; d < D; ++d) o[d] = 0;
+            for (int64_t l = 0; l < L; ++l) {
+                const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
+                const SCALAR *vl = vb + starts[l] * M * D + m * D;
+                for (int64_t p = 0; p < P; ++p) {
+                    const int64_t idx = ((bq * M + m) * L + l) * P + p;
+                    const SCALAR x = loc[2 * idx] * W - (SCALAR)0.5;
+                    const SCALAR y = loc[2 * idx + 1] * H - (SCALAR)0.5;
+                    /* outside (-1, W) x (-1, H) every corner is padding; NaN fails too */
+                    if (!(x > -1 && x < W && y > -1 && y < H)) continue;
+                    const SCALAR a = attn[idx];
+                    const SCALAR xf = floor(x), yf = floor(y);
+                    const int64_t x0 = (int64_t)xf, y0 = (int64_t)yf;
+                    const SCALAR fx = x - xf, fy = y - yf;
+                    if (y0 >= 0) {
+                        const SCALAR *row = vl + y0 * W * M * D;
+                        if (x0 >= 0) NAME(axpy)(o, row + x0 * M * D, a * (1 - fx) * (1 - fy), D);
+                        if (x0 + 1 < W) NAME(axpy)(o, row + (x0 + 1) * M * D, a * fx * (1 - fy), D);
+                    }
+                    if (y0 + 1 < H) {
+                        const SCALAR *row = vl + (y0 + 1) * W * M * D;
+                        if (x0 >= 0) NAME(axpy)(o, row + x0 * M * D, a * (1 - fx) * fy, D);
+                        if (x0 + 1 < W) NAME(axpy)(o, row + (x0 + 1) * M * D, a * fx * fy, D);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* grad_value, grad_loc and grad_attn must be zero on entry. */
+void NAME(msda_backward)(const SCALAR *value, const int64_t *shapes, const int64_t *starts,
+                         const SCALAR *loc, const SCALAR *attn, const SCALAR *grad_out,
+                         SCALAR *grad_value, SCALAR *grad_loc, SCALAR *grad_attn, int64_t S,
+                         int64_t M, int64_t D, int64_t Q, int64_t L, int64_t P, int64_t begin,
+                         int64_t end) {
+    for (int64_t bm = begin; bm < end; ++bm) {
+        const int64_t b = bm / M, m = bm % M;
+        for (int64_t q = 0; q < Q; ++q) {
+            const int64_t bq = b * Q + q;
+            const SCALAR *g = grad_out + (bq * M + m) * D;
+            for (int64_t l = 0; l < L; ++l) {
+                const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
+                const int64_t offset = b * S * M * D + starts[l] * M * D + m * D;
+                const SCALAR *vl = value + offset;
+                SCALAR *gvl = grad_value + offset;
+                for (int64_t p = 0; p < P; ++p) {
+                    const int64_t idx = ((bq * M + m) * L + l) * P + p;
+                    const SCALAR x = loc[2 * idx] * W - (SCALAR)0.5;
+                    const SCALAR y = loc[2 * idx + 1] * H - (SCALAR)0.5;
+                    if (!(x > -1 && x < W && y > -1 && y < H)) continue;
+                    const SCALAR a = attn[idx];
+                    const SCALAR xf = floor(x), yf = floor(y);
+                    const int64_t x0 = (int64_t)xf, y0 = (int64_t)yf;
+                    const SCALAR fx = x - xf, fy = y - yf;
+                    const SCALAR w00 = (1 - fx) * (1 - fy), w10 = fx * (1 - fy);
+                    const SCALAR w01 = (1 - fx) * fy, w11 = fx * fy;
+                    /* d_xy: <value at corner (x0 + x, y0 + y), grad_out>, 0 on padding */
+                    SCALAR d00 = 0, d10 = 0, d01 = 0, d11 = 0;
+                    if (y0 >= 0) {
+                        const int64_t r = y0 * W * M * D;
+                        if (x0 >= 0) {
+                            d00 = NAME(dot)(vl + r + x0 * M * D, g, D);
+                            NAME(axpy)(gvl + r + x0 * M * D, g, a * w00, D);
+                        }
+                        if (x0 + 1 < W) {
+                            d10 = NAME(dot)(vl + r + (x0 + 1) * M * D, g, D);
+                            NAME(axpy)(gvl + r + (x0 + 1) * M * D, g, a * w10, D);
+                        }
+                    }
+                    if (y0 + 1 < H) {
+                        const int64_t r = (y0 + 1) * W * M * D;
+                        if (x0 >= 0) {
+                            d01 = NAME(dot)(vl + r + x0 * M * D, g, D);
+                            NAME(axpy)(gvl + r + x0 * M * D, g, a * w01, D);
+                        }
+                        if (x0 + 1 < W) {
+                            d11 = NAME(dot)(vl + r + (x0 + 1) * M * D, g, D);
+                            NAME(axpy)(gvl + r + (x0 + 1) * M * D, g, a * w11, D);
+                        }
+                    }
+                    grad_attn[idx] = w00 * d00 + w10 * d10 + w01 * d01 + w11 * d11;
+                    grad_loc[2 * idx] = a * W * ((1 - fy) * (d10 - d00) + fy * (d11 - d01));
+                    grad_loc[2 * idx + 1] = a * H * ((1 - fx) * (d01 - d00) + fx * (d11 - d10));
+                }
+            }
+        }
+    }
+}
