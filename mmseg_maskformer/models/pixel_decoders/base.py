@@ -95,4 +95,4 @@ class Conv2dNorm(nn.Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         """Args: x (B, C_in, H, W). Returns (B, C_out, H, W)."""
         x = self.norm(super().forward(x))
-        return F.relu(x) if self.relu else x
+        return F.relu(x, inplace=True) if self.relu else x  # GroupNorm saves its input only

@@ -48,7 +48,7 @@ class DeformableEncoderLayer(nn.Module):
         attn = self.self_attn(src + pos, reference_points, src, spatial_shapes,
                               level_start_index)
         src = self.norm1(src + self.dropout(attn))
-        ffn = self.linear2(self.dropout(F.relu(self.linear1(src))))
+        ffn = self.linear2(self.dropout(F.relu(self.linear1(src), inplace=True)))
         return self.norm2(src + self.dropout(ffn))
 
 

@@ -51,7 +51,7 @@ class TransformerEncoderLayer(nn.Module):
         return self.dropout(self.self_attn(q, k, value=x, need_weights=False)[0])
 
     def _ffn(self, x: Tensor) -> Tensor:
-        return self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x)))))
+        return self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x), inplace=True))))
 
     def forward(self, src: Tensor, pos: Tensor) -> Tensor:
         """Args: src, pos (B, S, C). Returns (B, S, C)."""
