@@ -40,8 +40,9 @@ from mmengine.registry import DefaultScope, init_default_scope
 from terminaltables import AsciiTable
 from torch import Tensor, nn
 
-from mmseg_maskformer.utils.benchmark import (AMP_DTYPES, inference_step, measure_peak_memory,
-                                              synchronizer, synthetic_batch, time_fn, train_step)
+from mmseg_maskformer.utils.benchmark import (AMP_DTYPES, inference_step, keep_freed_heap,
+                                              measure_peak_memory, synchronizer, synthetic_batch,
+                                              time_fn, train_step)
 
 OUTPUTS = ('semantic', 'panoptic', 'instance')
 #: The outputs each peer can produce.
@@ -69,6 +70,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num-segments', type=int, default=5,
                         help='random rectangles per training image')
     parser.add_argument('--json-out', default=None, help='also write the results here')
+    parser.add_argument('--malloc', choices=['default', 'keep'], default='default',
+                        help="'keep': glibc keeps freed memory for reuse (no page faults on "
+                        'every large tensor; the whole process, peer included)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='config overrides')
     args = parser.parse_args(argv)
     if not osp.isfile(args.config):
@@ -336,7 +340,7 @@ def environment(args: argparse.Namespace, outputs: List[str]) -> Dict[str, Any]:
     env = dict(config=args.config, shape=list(args.shape), batch_size=args.batch_size,
                device=args.device, amp=args.amp, outputs=outputs, repeats=args.repeats,
                warmup=args.warmup, torch=torch.__version__, python=platform.python_version(),
-               threads=torch.get_num_threads())
+               threads=torch.get_num_threads(), malloc=args.malloc)
     if args.device.startswith('cuda'):
         env['gpu'] = torch.cuda.get_device_name()
     return env
@@ -345,6 +349,8 @@ def environment(args: argparse.Namespace, outputs: List[str]) -> Dict[str, Any]:
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Runs the benchmark, prints the table and returns (and optionally writes) the record."""
     args = parse_args(argv)
+    if args.malloc == 'keep' and not keep_freed_heap():
+        raise SystemExit('--malloc keep needs glibc (mallopt was not accepted)')
     cfg, outputs = load_config(args)
     ours = build_ours(cfg, args.checkpoint, args.device)
     num_classes = ours.decode_head.num_classes
