@@ -25,6 +25,21 @@ static SCALAR NAME(dot)(const SCALAR *x, const SCALAR *y, int64_t n) {
     return s;
 }
 
+/* Pixel position of sampling point idx on an H x W level: the top-left corner (x0, y0)
+ * and the fractions (fx, fy). Returns 0 when every corner is padding (also for NaN). */
+static int NAME(locate)(const SCALAR *loc, int64_t idx, int64_t H, int64_t W, int64_t *x0,
+                        int64_t *y0, SCALAR *fx, SCALAR *fy) {
+    const SCALAR x = loc[2 * idx] * W - (SCALAR)0.5;
+    const SCALAR y = loc[2 * idx + 1] * H - (SCALAR)0.5;
+    if (!(x > -1 && x < W && y > -1 && y < H)) return 0;
+    const SCALAR xf = floor(x), yf = floor(y);
+    *x0 = (int64_t)xf;
+    *y0 = (int64_t)yf;
+    *fx = x - xf;
+    *fy = y - yf;
+    return 1;
+}
+
 void NAME(msda_forward)(const SCALAR *value, const int64_t *shapes, const int64_t *starts,
                         const SCALAR *loc, const SCALAR *attn, SCALAR *out, int64_t S,
                         int64_t M, int64_t D, int64_t Q, int64_t L, int64_t P, int64_t begin,
@@ -40,14 +55,10 @@ void NAME(msda_forward)(const SCALAR *value, const int64_t *shapes, const int64_
                 const SCALAR *vl = vb + starts[l] * M * D + m * D;
                 for (int64_t p = 0; p < P; ++p) {
                     const int64_t idx = ((bq * M + m) * L + l) * P + p;
-                    const SCALAR x = loc[2 * idx] * W - (SCALAR)0.5;
-                    const SCALAR y = loc[2 * idx + 1] * H - (SCALAR)0.5;
-                    /* outside (-1, W) x (-1, H) every corner is padding; NaN fails too */
-                    if (!(x > -1 && x < W && y > -1 && y < H)) continue;
+                    int64_t x0, y0;
+                    SCALAR fx, fy;
+                    if (!NAME(locate)(loc, idx, H, W, &x0, &y0, &fx, &fy)) continue;
                     const SCALAR a = attn[idx];
-                    const SCALAR xf = floor(x), yf = floor(y);
-                    const int64_t x0 = (int64_t)xf, y0 = (int64_t)yf;
-                    const SCALAR fx = x - xf, fy = y - yf;
                     if (y0 >= 0) {
                         const SCALAR *row = vl + y0 * W * M * D;
                         if (x0 >= 0) NAME(axpy)(o, row + x0 * M * D, a * (1 - fx) * (1 - fy), D);
@@ -82,13 +93,10 @@ void NAME(msda_backward)(const SCALAR *value, const int64_t *shapes, const int64
                 SCALAR *gvl = grad_value + offset;
                 for (int64_t p = 0; p < P; ++p) {
                     const int64_t idx = ((bq * M + m) * L + l) * P + p;
-                    const SCALAR x = loc[2 * idx] * W - (SCALAR)0.5;
-                    const SCALAR y = loc[2 * idx + 1] * H - (SCALAR)0.5;
-                    if (!(x > -1 && x < W && y > -1 && y < H)) continue;
+                    int64_t x0, y0;
+                    SCALAR fx, fy;
+                    if (!NAME(locate)(loc, idx, H, W, &x0, &y0, &fx, &fy)) continue;
                     const SCALAR a = attn[idx];
-                    const SCALAR xf = floor(x), yf = floor(y);
-                    const int64_t x0 = (int64_t)xf, y0 = (int64_t)yf;
-                    const SCALAR fx = x - xf, fy = y - yf;
                     const SCALAR w00 = (1 - fx) * (1 - fy), w10 = fx * (1 - fy);
                     const SCALAR w01 = (1 - fx) * fy, w11 = fx * fy;
                     /* d_xy: <value at corner (x0 + x, y0 + y), grad_out>, 0 on padding */
