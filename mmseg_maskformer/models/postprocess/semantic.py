@@ -7,7 +7,7 @@ classes reads contiguous memory (about 2x faster than the (K, H, W) layout of
 the official ``einsum``; same numbers up to float rounding, compared in
 ``tests/test_models/test_postprocess/test_semantic.py``).
 """
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,7 @@ def resize_to_original(mask_logits: Tensor, batch_input_shape: Sequence[int],
 
 def _bilinear(x: Tensor, size: Sequence[int]) -> Tensor:
     """``F.interpolate(bilinear, align_corners=False)``; the identity when sizes match."""
-    size: Tuple[int, int] = (int(size[0]), int(size[1]))
-    if tuple(x.shape[-2:]) == size:
+    target = (int(size[0]), int(size[1]))
+    if tuple(x.shape[-2:]) == target:
         return x
-    return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+    return F.interpolate(x, size=target, mode='bilinear', align_corners=False)

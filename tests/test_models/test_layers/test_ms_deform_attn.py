@@ -47,18 +47,19 @@ def test_core_matches_mmcv_pytorch():
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
 
 
-def test_core_gradients_match_mmcv_pytorch():
+def _input_grads(fn):
+    """Gradients of value, locations and weights (seed-1 float64 inputs, a fixed grad_out)."""
     value, shapes, locations, weights = _inputs(1, dtype=torch.float64)
     grad_out = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(9),
                            dtype=torch.float64)
+    v, loc, w = (t.clone().requires_grad_(True) for t in (value, locations, weights))
+    (fn(v, shapes, loc, w) * grad_out).sum().backward()
+    return v.grad, loc.grad, w.grad
 
-    def grads(fn):
-        v, loc, w = (t.clone().requires_grad_(True) for t in (value, locations, weights))
-        (fn(v, shapes, loc, w) * grad_out).sum().backward()
-        return v.grad, loc.grad, w.grad
 
-    ours = grads(ms_deform_attn_core)
-    ref = grads(multi_scale_deformable_attn_pytorch)
+def test_core_gradients_match_mmcv_pytorch():
+    ours = _input_grads(ms_deform_attn_core)
+    ref = _input_grads(multi_scale_deformable_attn_pytorch)
     for g_ours, g_ref in zip(ours, ref):
         assert g_ours is not None and bool(g_ours.abs().sum() > 0)
         torch.testing.assert_close(g_ours, g_ref, rtol=1e-7, atol=1e-9)
@@ -144,16 +145,7 @@ def test_fast_cores_nan_location_reads_nothing_out_of_bounds(core):
 @pytest.mark.parametrize('core', ['gather', 'cpu'])
 def test_fast_cores_gradients_match_reference(core):
     fn = _cores()[core == 'cpu']
-    value, shapes, locations, weights = _inputs(1, dtype=torch.float64)
-    grad_out = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(9),
-                           dtype=torch.float64)
-
-    def grads(core_fn):
-        v, loc, w = (t.clone().requires_grad_(True) for t in (value, locations, weights))
-        (core_fn(v, shapes, loc, w) * grad_out).sum().backward()
-        return v.grad, loc.grad, w.grad
-
-    for g_fast, g_ref in zip(grads(fn), grads(ms_deform_attn_core)):
+    for g_fast, g_ref in zip(_input_grads(fn), _input_grads(ms_deform_attn_core)):
         assert bool(g_ref.abs().sum() > 0)
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-7, atol=1e-9)
 

@@ -25,6 +25,13 @@ static SCALAR NAME(dot)(const SCALAR *x, const SCALAR *y, int64_t n) {
     return s;
 }
 
+/* Backward of one corner: adds scale * g to its value gradient and returns <v, g>. */
+static SCALAR NAME(corner_backward)(const SCALAR *v, SCALAR *gv, const SCALAR *g, SCALAR scale,
+                                    int64_t n) {
+    NAME(axpy)(gv, g, scale, n);
+    return NAME(dot)(v, g, n);
+}
+
 /* Pixel position of sampling point idx on an H x W level: the top-left corner (x0, y0)
  * and the fractions (fx, fy). Returns 0 when every corner is padding (also for NaN). */
 static int NAME(locate)(const SCALAR *loc, int64_t idx, int64_t H, int64_t W, int64_t *x0,
@@ -101,28 +108,19 @@ void NAME(msda_backward)(const SCALAR *value, const int64_t *shapes, const int64
                     const SCALAR w01 = (1 - fx) * fy, w11 = fx * fy;
                     /* d_xy: <value at corner (x0 + x, y0 + y), grad_out>, 0 on padding */
                     SCALAR d00 = 0, d10 = 0, d01 = 0, d11 = 0;
-                    if (y0 >= 0) {
-                        const int64_t r = y0 * W * M * D;
-                        if (x0 >= 0) {
-                            d00 = NAME(dot)(vl + r + x0 * M * D, g, D);
-                            NAME(axpy)(gvl + r + x0 * M * D, g, a * w00, D);
-                        }
-                        if (x0 + 1 < W) {
-                            d10 = NAME(dot)(vl + r + (x0 + 1) * M * D, g, D);
-                            NAME(axpy)(gvl + r + (x0 + 1) * M * D, g, a * w10, D);
-                        }
-                    }
-                    if (y0 + 1 < H) {
-                        const int64_t r = (y0 + 1) * W * M * D;
-                        if (x0 >= 0) {
-                            d01 = NAME(dot)(vl + r + x0 * M * D, g, D);
-                            NAME(axpy)(gvl + r + x0 * M * D, g, a * w01, D);
-                        }
-                        if (x0 + 1 < W) {
-                            d11 = NAME(dot)(vl + r + (x0 + 1) * M * D, g, D);
-                            NAME(axpy)(gvl + r + (x0 + 1) * M * D, g, a * w11, D);
-                        }
-                    }
+                    /* offsets of the corners (x0, y0), (x1, y0), (x0, y1), (x1, y1) */
+                    const int64_t c00 = (y0 * W + x0) * M * D, c10 = c00 + M * D;
+                    const int64_t c01 = c00 + W * M * D, c11 = c01 + M * D;
+                    const int top = y0 >= 0, bottom = y0 + 1 < H;
+                    const int left = x0 >= 0, right = x0 + 1 < W;
+                    if (top && left)
+                        d00 = NAME(corner_backward)(vl + c00, gvl + c00, g, a * w00, D);
+                    if (top && right)
+                        d10 = NAME(corner_backward)(vl + c10, gvl + c10, g, a * w10, D);
+                    if (bottom && left)
+                        d01 = NAME(corner_backward)(vl + c01, gvl + c01, g, a * w01, D);
+                    if (bottom && right)
+                        d11 = NAME(corner_backward)(vl + c11, gvl + c11, g, a * w11, D);
                     grad_attn[idx] = w00 * d00 + w10 * d10 + w01 * d01 + w11 * d11;
                     grad_loc[2 * idx] = a * W * ((1 - fy) * (d10 - d00) + fy * (d11 - d01));
                     grad_loc[2 * idx + 1] = a * H * ((1 - fx) * (d01 - d00) + fx * (d11 - d10));
