@@ -20,10 +20,9 @@ Module names reproduce the official checkpoints (``transformer.decoder.layers.
 from typing import List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers import MLP, SinePositionalEncoding
+from ..layers import MLP, SinePositionalEncoding, feed_forward
 
 
 def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
@@ -73,7 +72,7 @@ class DETRDecoderLayer(nn.Module):
         return self.dropout2(out)
 
     def _ffn(self, x: Tensor) -> Tensor:
-        return self.dropout3(self.linear2(self.dropout(F.relu(self.linear1(x)))))
+        return self.dropout3(feed_forward(x, self.linear1, self.linear2, self.dropout))
 
     def forward(self,
                 tgt: Tensor,

@@ -15,6 +15,30 @@ def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
     return x if pos is None else x + pos
 
 
+def feed_forward(x: Tensor, linear1: nn.Linear, linear2: nn.Linear,
+                 dropout: nn.Module) -> Tensor:
+    """``linear2(dropout(relu(linear1(x))))`` with the ReLU applied in place.
+
+    The linear layers run on the flattened (N, C) rows, so the hidden
+    activation is a tensor of its own rather than a view of the matmul output:
+    an in-place op on such a view would make autograd clone it and rebuild it
+    in the backward pass (``CopySlices``), which costs more than the
+    allocation it saves. ``addmm`` does not keep its output for backward, so
+    the in-place ReLU is safe under autograd.
+
+    Args:
+        x: Input (..., C_in).
+        linear1: First layer, C_in -> C_hidden.
+        linear2: Second layer, C_hidden -> C_out.
+        dropout: Applied to the hidden activation.
+
+    Returns:
+        Output (..., C_out).
+    """
+    hidden = F.relu(linear1(x.reshape(-1, x.shape[-1])), inplace=True)
+    return linear2(dropout(hidden)).view(*x.shape[:-1], -1)
+
+
 def _xavier_init(module: nn.Module) -> None:
     for p in module.parameters():
         if p.dim() > 1:
@@ -104,7 +128,7 @@ class FFNLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Args: x (B, Q, C). Returns (B, Q, C)."""
-        out = self.linear2(self.dropout(F.relu(self.linear1(x))))
+        out = feed_forward(x, self.linear1, self.linear2, self.dropout)
         return self.norm(x + self.dropout(out))
 
 

@@ -15,7 +15,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS
-from ..layers import MSDeformAttn, SinePositionalEncoding
+from ..layers import MSDeformAttn, SinePositionalEncoding, feed_forward
 from ..layers.ms_deform_attn import flatten_levels
 from .base import Conv2dNorm, PixelDecoderOutput, check_num_inputs, check_pixel_decoder_args
 
@@ -48,7 +48,7 @@ class DeformableEncoderLayer(nn.Module):
         attn = self.self_attn(src + pos, reference_points, src, spatial_shapes,
                               level_start_index)
         src = self.norm1(src + self.dropout(attn))
-        ffn = self.linear2(self.dropout(F.relu(self.linear1(src), inplace=True)))
+        ffn = feed_forward(src, self.linear1, self.linear2, self.dropout)
         return self.norm2(src + self.dropout(ffn))
 
 

@@ -13,11 +13,10 @@ bottom-right of a batch is attended to like image content.
 """
 from typing import Optional, Sequence, Tuple
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS
-from ..layers import SinePositionalEncoding
+from ..layers import SinePositionalEncoding, feed_forward
 from .base import Conv2dNorm, c2_xavier_fill
 from .fpn_pixel_decoder import FPNPixelDecoder
 
@@ -51,7 +50,7 @@ class TransformerEncoderLayer(nn.Module):
         return self.dropout(self.self_attn(q, k, value=x, need_weights=False)[0])
 
     def _ffn(self, x: Tensor) -> Tensor:
-        return self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x), inplace=True))))
+        return self.dropout(feed_forward(x, self.linear1, self.linear2, self.dropout))
 
     def forward(self, src: Tensor, pos: Tensor) -> Tensor:
         """Args: src, pos (B, S, C). Returns (B, S, C)."""

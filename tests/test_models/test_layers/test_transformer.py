@@ -1,0 +1,59 @@
+"""Tests of the shared transformer sub-layers."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmseg_maskformer.models.layers import FFNLayer, feed_forward
+
+
+def _graph_names(tensor: torch.Tensor) -> set:
+    """Names of every autograd node behind ``tensor``."""
+    names, stack, seen = set(), [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return names
+
+
+def test_feed_forward_equals_linear_relu_linear_with_gradients():
+    torch.manual_seed(0)
+    linear1, linear2 = nn.Linear(8, 16).double(), nn.Linear(16, 6).double()
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    out = feed_forward(x, linear1, linear2, nn.Identity())
+    ref_x = x.detach().clone().requires_grad_()
+    ref = linear2(F.relu(linear1(ref_x)))
+    assert out.shape == (3, 5, 6)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (x, linear1.weight, linear2.weight), grad)
+    want = torch.autograd.grad(ref, (ref_x, linear1.weight, linear2.weight), grad)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+
+
+def test_feed_forward_relu_in_place_does_not_rebuild_a_view_in_backward():
+    """An in-place op on a view of the matmul output would add CopySlices."""
+    linear1, linear2 = nn.Linear(4, 8), nn.Linear(8, 4)
+    out = feed_forward(torch.randn(2, 3, 4, requires_grad=True), linear1, linear2,
+                       nn.Identity())
+    names = _graph_names(out)
+    assert 'CopySlices' not in names and 'AsStridedBackward0' not in names
+    assert any(name.startswith('Relu') for name in names)
+
+
+def test_feed_forward_accepts_a_non_contiguous_input():
+    linear1, linear2 = nn.Linear(4, 8), nn.Linear(8, 4)
+    x = torch.randn(5, 2, 4).transpose(0, 1)
+    torch.testing.assert_close(feed_forward(x, linear1, linear2, nn.Identity()),
+                               linear2(F.relu(linear1(x))))
+
+
+def test_ffn_layer_is_post_norm_residual():
+    layer = FFNLayer(8, 16).eval()
+    x = torch.randn(2, 3, 8)
+    ref = layer.norm(x + layer.linear2(F.relu(layer.linear1(x))))
+    torch.testing.assert_close(layer(x), ref)
