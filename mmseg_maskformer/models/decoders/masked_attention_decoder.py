@@ -6,13 +6,16 @@ foreground of the mask predicted by the previous layer. A prediction (class
 logits + mask logits) is made from the initial queries and after every layer,
 so ``num_layers`` layers give ``num_layers + 1`` predictions.
 """
-from typing import List, Tuple
+from typing import List, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer, SinePositionalEncoding
+from ..layers.factored_masks import FactoredMasks
+
+MaskPrediction = Union[Tensor, FactoredMasks]
 
 
 class MaskedAttentionDecoder(nn.Module):
@@ -75,7 +78,8 @@ class MaskedAttentionDecoder(nn.Module):
     def forward(self,
                 memories: List[Tensor],
                 mask_features: Tensor,
-                final_only: bool = False) -> Tuple[List[Tensor], List[Tensor]]:
+                final_only: bool = False,
+                factored: bool = False) -> Tuple[List[Tensor], List[MaskPrediction]]:
         """Decode queries into class and mask predictions.
 
         With ``final_only`` (inference), the intermediate masks serve only as
@@ -90,17 +94,21 @@ class MaskedAttentionDecoder(nn.Module):
                 fine, each (B, in_channels, H_l, W_l).
             mask_features: Per-pixel embeddings, shape (B, mask_dims, H/4, W/4).
             final_only: Return the final prediction only.
+            factored: Return the masks as :class:`FactoredMasks` (training:
+                the criterion forms only the logits it reads); the attention
+                masks are then made at the attention resolution as with
+                ``final_only``.
 
         Returns:
             tuple: class logits per prediction, each (B, Q, K + 1), and mask
-            logits per prediction, each (B, Q, H/4, W/4); ``num_layers + 1``
-            entries (one with ``final_only``), the last one is the final
-            prediction.
+            logits per prediction, each (B, Q, H/4, W/4) or factored;
+            ``num_layers + 1`` entries (one with ``final_only``), the last one
+            is the final prediction.
         """
-        return self._decode(memories, mask_features, final_only)
+        return self._decode(memories, mask_features, final_only, factored)
 
-    def _decode(self, memories: List[Tensor], mask_features: Tensor,
-                final_only: bool) -> Tuple[List[Tensor], List[Tensor]]:
+    def _decode(self, memories: List[Tensor], mask_features: Tensor, final_only: bool,
+                factored: bool) -> Tuple[List[Tensor], List[MaskPrediction]]:
         if len(memories) != self.num_levels:
             raise ValueError(f'decoder expects {self.num_levels} memory levels, '
                              f'got {len(memories)}')
@@ -116,10 +124,11 @@ class MaskedAttentionDecoder(nn.Module):
         # prediction j masks the attention of layer j, which reads level j % num_levels
         attn_sizes = [sizes[j % self.num_levels] for j in range(self.num_layers)]
         low_res = {}
-        if final_only:
-            low_res = {size: F.interpolate(mask_features, size=size, mode='bilinear',
-                                           align_corners=False)
-                       for size in set(attn_sizes)}
+        if final_only or factored:
+            with torch.no_grad():  # read by the attention masks only
+                low_res = {size: F.interpolate(mask_features.detach(), size=size,
+                                               mode='bilinear', align_corners=False)
+                           for size in set(attn_sizes)}
 
         cls_preds, mask_preds = [], []
         attn_mask = None
@@ -135,13 +144,16 @@ class MaskedAttentionDecoder(nn.Module):
             last = j == self.num_layers
             decoded = self.decoder_norm(output)
             mask_embed = self.mask_embed(decoded)
-            if final_only and not last:
-                small = mask_logits(mask_embed, low_res[attn_sizes[j]])
+            if low_res and not last:
+                with torch.no_grad():
+                    small = mask_logits(mask_embed, low_res[attn_sizes[j]])
                 attn_mask = masked_attention_mask(small, attn_sizes[j], self.num_heads)
+            if final_only and not last:
                 continue
             cls_preds.append(self.class_embed(decoded))
-            mask_preds.append(mask_logits(mask_embed, mask_features))
-            if not last:
+            mask_preds.append(FactoredMasks(mask_embed, mask_features) if factored
+                              else mask_logits(mask_embed, mask_features))
+            if not last and not low_res:
                 attn_mask = masked_attention_mask(mask_preds[-1], attn_sizes[j], self.num_heads)
         return cls_preds, mask_preds
 

@@ -44,8 +44,12 @@ class MaskClassificationHeadMixin:
                                '(GenerateMaskTargets for semantic maps, LoadPanopticTargets '
                                "or mmdet's LoadAnnotations(with_mask=True)) before "
                                'PackMaskFormerInputs')
-        cls_preds, mask_preds = self(feats)
+        cls_preds, mask_preds = self.loss_predictions(feats)
         return self.criterion(cls_preds, mask_preds, [ds.gt_instances for ds in data_samples])
+
+    def loss_predictions(self, feats: Sequence[Tensor]) -> Tuple[List[Tensor], List[Tensor]]:
+        """All layers' predictions for the criterion (``forward`` unless overridden)."""
+        return self(feats)
 
     def predict(self, feats: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         """Final-layer predictions: class logits (B, Q, K + 1), masks (B, Q, H/4, W/4)."""

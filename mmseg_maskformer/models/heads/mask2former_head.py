@@ -7,6 +7,8 @@ from torch import Tensor
 from mmseg_maskformer.registry import MODELS
 from .base import MaskClassificationHeadMixin, check_feature_channels
 from ..decoders import MaskedAttentionDecoder
+from ..decoders.masked_attention_decoder import MaskPrediction
+from ..layers.factored_masks import FactoredMasks
 
 
 @MODELS.register_module()
@@ -72,7 +74,8 @@ class Mask2FormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
 
     def forward(self,
                 feats: Sequence[Tensor],
-                final_only: bool = False) -> Tuple[List[Tensor], List[Tensor]]:
+                final_only: bool = False,
+                factored: bool = False) -> Tuple[List[Tensor], List[MaskPrediction]]:
         """Predict classes and masks.
 
         Args:
@@ -81,10 +84,13 @@ class Mask2FormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
             final_only: Only the final prediction (inference); the intermediate
                 masks are then made at the attention resolution only
                 (:meth:`MaskedAttentionDecoder.forward`).
+            factored: Masks as :class:`FactoredMasks` (what :meth:`loss`
+                passes to the criterion).
 
         Returns:
             tuple: class logits per layer, each (B, Q, K + 1), and mask logits
-            per layer, each (B, Q, H/4, W/4); the last entries are final.
+            per layer, each (B, Q, H/4, W/4) or factored; the last entries are
+            final.
             One entry each with ``final_only``.
 
         Raises:
@@ -96,7 +102,12 @@ class Mask2FormerDecodeHead(MaskClassificationHeadMixin, BaseModule):
         check_feature_channels(feats, self.in_channels, type(self).__name__)
         pixel_out = self.pixel_decoder(feats)
         return self.predictor(pixel_out.multi_scale_features, pixel_out.mask_features,
-                              final_only=final_only)
+                              final_only=final_only, factored=factored)
+
+    def loss_predictions(self,
+                         feats: Sequence[Tensor]) -> Tuple[List[Tensor], List[FactoredMasks]]:
+        """All layers' predictions with factored masks, for the criterion."""
+        return self(feats, factored=True)
 
     def predict(self, feats: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
         """Final-layer predictions: class logits (B, Q, K + 1), masks (B, Q, H/4, W/4)."""

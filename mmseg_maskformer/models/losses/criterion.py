@@ -8,7 +8,7 @@ For every prediction layer: match queries to ground-truth segments, then
   (MaskFormer: focal + dice).
 Losses of the intermediate layers are reported as ``d{i}.loss_*``.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS, TASK_UTILS
 from ..layers import point_sample, sample_uncertain_points
+from ..layers.factored_masks import FactoredMasks, matched_logits
 from .mask_losses import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
 
 
@@ -88,14 +89,17 @@ class MaskFormerCriterion(nn.Module):
             weight = torch.as_tensor(class_weight, dtype=torch.float32)
         self.register_buffer('empty_weight', weight, persistent=False)
 
-    def forward(self, cls_preds: List[Tensor], mask_preds: List[Tensor],
+    def forward(self, cls_preds: List[Tensor], mask_preds: List[Union[Tensor, FactoredMasks]],
                 batch_gt_instances: Sequence[InstanceData]) -> Dict[str, Tensor]:
         """Compute all losses.
 
         Args:
             cls_preds: Class logits of each prediction layer, each (B, Q, K + 1);
                 the last entry is the final prediction.
-            mask_preds: Mask logits of each layer, each (B, Q, h, w).
+            mask_preds: Mask logits of each layer, each (B, Q, h, w), or
+                :class:`FactoredMasks` of that shape: the matcher then forms
+                the logits at its points only and the mask losses those of the
+                matched queries only.
             batch_gt_instances: Per image ``labels`` (N_b,) and ``masks``
                 (N_b, H, W), masks padded to the batch input size.
 
@@ -117,7 +121,7 @@ class MaskFormerCriterion(nn.Module):
             losses.update({prefix + k: v for k, v in layer_losses.items()})
         return losses
 
-    def layer_loss(self, cls_pred: Tensor, mask_pred: Tensor,
+    def layer_loss(self, cls_pred: Tensor, mask_pred: Union[Tensor, FactoredMasks],
                    batch_gt_instances: Sequence[InstanceData],
                    num_masks: float) -> Dict[str, Tensor]:
         """Losses of one prediction layer (see :meth:`forward` for shapes)."""
@@ -151,13 +155,14 @@ class MaskFormerCriterion(nn.Module):
             dist.all_reduce(total, op='mean')
         return (target_weight * per_query).sum() / total.clamp(min=torch.finfo(total.dtype).tiny)
 
-    def mask_losses(self, mask_pred: Tensor, batch_gt_instances: Sequence[InstanceData],
+    def mask_losses(self, mask_pred: Union[Tensor, FactoredMasks],
+                    batch_gt_instances: Sequence[InstanceData],
                     indices: List[Tuple[Tensor, Tensor]],
                     num_masks: float) -> Tuple[Tensor, Tensor]:
         """Mask (sigmoid CE or focal) and dice losses on matched pairs."""
-        src = torch.cat([mask_pred[b][p] for b, (p, _) in enumerate(indices)])
+        src = matched_logits(mask_pred, [p for p, _ in indices])
         if src.shape[0] == 0:
-            zero = mask_pred.float().sum() * 0.0  # fp32 like the other losses, keeps the graph
+            zero = src.float().sum() * 0.0  # fp32 like the other losses, keeps the graph
             return zero, zero.clone()
         tgt = torch.cat(
             [batch_gt_instances[b].masks[g] for b, (_, g) in enumerate(indices)]).to(src.dtype)

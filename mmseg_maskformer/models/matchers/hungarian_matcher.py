@@ -12,7 +12,7 @@ Each matcher counts the images and cost entries concerned and logs a warning
 for the 1st, 2nd, 4th, 8th, ... such image, so a diverged run does not flood
 the log.
 """
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -20,7 +20,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from mmseg_maskformer.registry import TASK_UTILS
-from ..layers import point_sample
+from ..layers.factored_masks import FactoredMasks, logits_of, masks_at_points
 from ..losses.mask_losses import (pairwise_class_cost, pairwise_dice_cost, pairwise_focal_cost,
                                   pairwise_sigmoid_ce_cost, stable_cost_matrix)
 
@@ -60,13 +60,15 @@ class HungarianPointMatcher:
         self.num_nonfinite_images = 0
         self.num_nonfinite_costs = 0
 
-    def cost_matrix(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: Tensor,
+    def cost_matrix(self, cls_logits: Tensor, mask_logits: Union[Tensor, FactoredMasks],
+                    gt_labels: Tensor,
                     gt_masks: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         """Matching cost between all predictions and all targets of one image.
 
         Args:
             cls_logits: Class logits, shape (Q, K + 1).
-            mask_logits: Mask logits, shape (Q, H, W).
+            mask_logits: Mask logits, shape (Q, H, W), or one image's
+                :class:`FactoredMasks` (only the sampled points are formed).
             gt_labels: Target classes, shape (N,).
             gt_masks: Target masks, shape (N, Hg, Wg), any dtype with {0, 1}.
             generator: Optional random generator for the points.
@@ -80,14 +82,12 @@ class HungarianPointMatcher:
             if self.num_points > 0:
                 points = torch.rand(1, self.num_points, 2, device=mask_logits.device,
                                     generator=generator)
-                pred = point_sample(mask_logits[:, None], points.expand(mask_logits.shape[0],
-                                                                        -1, -1))[:, 0]
-                tgt = point_sample(gt_masks[:, None], points.expand(gt_masks.shape[0], -1,
-                                                                    -1))[:, 0]
+                pred = masks_at_points(mask_logits, points)
+                tgt = masks_at_points(gt_masks, points)
             else:
                 tgt = torch.nn.functional.interpolate(
                     gt_masks[:, None], size=mask_logits.shape[-2:], mode='nearest')[:, 0]
-                pred, tgt = mask_logits.flatten(1), tgt.flatten(1)
+                pred, tgt = logits_of(mask_logits).flatten(1), tgt.flatten(1)
             mask_fn = pairwise_sigmoid_ce_cost if self.mask_cost == 'sigmoid_ce' \
                 else pairwise_focal_cost
             cost = (self.cls_weight * pairwise_class_cost(cls_logits, gt_labels) +
@@ -96,14 +96,15 @@ class HungarianPointMatcher:
         return cost
 
     @torch.no_grad()
-    def match(self, cls_logits: Tensor, mask_logits: Tensor, gt_labels: Tensor,
-              gt_masks: Tensor,
+    def match(self, cls_logits: Tensor, mask_logits: Union[Tensor, FactoredMasks],
+              gt_labels: Tensor, gt_masks: Tensor,
               generator: Optional[torch.Generator] = None) -> Tuple[Tensor, Tensor]:
         """Match one image's predictions to its targets.
 
         Args:
             cls_logits: Class logits, shape (Q, K + 1).
-            mask_logits: Mask logits, shape (Q, H, W).
+            mask_logits: Mask logits, shape (Q, H, W), or one image's
+                :class:`FactoredMasks` (only the sampled points are formed).
             gt_labels: Target classes, shape (N,).
             gt_masks: Target masks, shape (N, Hg, Wg).
             generator: Optional random generator for the points.

@@ -4,6 +4,7 @@ import torch
 
 from mmseg_maskformer.models.decoders.masked_attention_decoder import (MaskedAttentionDecoder,
                                                                        masked_attention_mask)
+from mmseg_maskformer.models.layers.factored_masks import FactoredMasks
 
 B, C, K, Q, HEADS = 2, 16, 3, 5, 2
 SIZES = [(2, 2), (4, 3), (8, 6)]  # coarse to fine, non-square
@@ -208,3 +209,39 @@ def test_mask_convention_matches_cross_attention():
             changed = memory.clone()
             changed[b, ~blocked[b, q]] += 10.0
             assert not torch.allclose(layer(x, changed, attn_mask=attn_mask)[b, q], out[b, q])
+
+
+@pytest.mark.parametrize('mask_size', [MASK_SIZE, (13, 11)])
+def test_factored_masks_equal_the_full_logits_with_gradients(mask_size, monkeypatch):
+    """Training's factored output: same attention masks, logits and gradients."""
+    decoder = _decoder(4).double()
+    gen = torch.Generator().manual_seed(4)
+    memories = [m.double() for m in _inputs()[0]]
+    features = torch.randn(B, C, *mask_size, generator=gen, dtype=torch.float64)
+    seen = _record_attention_masks(decoder, monkeypatch)
+    full_features = features.clone().requires_grad_()
+    cls_all, mask_all = decoder(memories, full_features)
+    full_masks = list(seen)
+    seen.clear()
+    fact_features = features.clone().requires_grad_()
+    cls_fact, mask_fact = decoder(memories, fact_features, factored=True)
+    assert len(mask_fact) == len(mask_all) == 5
+    assert all(isinstance(m, FactoredMasks) and m.features is fact_features for m in mask_fact)
+    for fast, full in zip(seen, full_masks):
+        assert torch.equal(fast, full)
+    weights = [torch.randn(B, Q, *mask_size, generator=gen, dtype=torch.float64)
+               for _ in mask_all]
+    for a, b in zip(cls_fact, cls_all):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    for fact, full in zip(mask_fact, mask_all):
+        assert fact.shape == tuple(full.shape)
+        torch.testing.assert_close(fact.logits(), full, rtol=0, atol=1e-10)
+    loss_full = sum((w * m).sum() for w, m in zip(weights, mask_all))
+    loss_fact = sum((w * m.logits()).sum() for w, m in zip(weights, mask_fact))
+    params = [p for p in decoder.parameters() if p.requires_grad]
+    grads_full = torch.autograd.grad(loss_full, [full_features] + params, allow_unused=True)
+    grads_fact = torch.autograd.grad(loss_fact, [fact_features] + params, allow_unused=True)
+    for a, b in zip(grads_fact, grads_full):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-9)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.structures import InstanceData
 
+from mmseg_maskformer.models.layers.factored_masks import FactoredMasks
 from mmseg_maskformer.models.losses.criterion import MaskFormerCriterion
 from mmseg_maskformer.models.matchers.hungarian_matcher import HungarianPointMatcher
 
@@ -283,3 +284,29 @@ def test_built_from_registry():
     crit = MODELS.build(dict(type='MaskFormerCriterion', num_classes=K, matcher=MATCHER))
     assert isinstance(crit, MaskFormerCriterion)
     assert isinstance(crit.matcher, HungarianPointMatcher)
+
+
+@pytest.mark.parametrize('num_points', [64, 0])
+def test_factored_masks_give_the_losses_and_gradients_of_full_logits(num_points):
+    """Same random points, same matches, same losses and gradients in float64."""
+    crit = MaskFormerCriterion(num_classes=K, num_points=num_points,
+                               matcher=dict(MATCHER, num_points=num_points))
+    gen = torch.Generator().manual_seed(11)
+    cls = [torch.randn(2, Q, K + 1, generator=gen, dtype=torch.float64) for _ in range(LAYERS)]
+    embeds = [torch.randn(2, Q, 8, generator=gen, dtype=torch.float64).requires_grad_()
+              for _ in range(LAYERS)]
+    features = torch.randn(2, 8, H, W, generator=gen, dtype=torch.float64).requires_grad_()
+    gts = [_gt([0, 3], _block_masks(2, 1)), _gt([], torch.zeros(0, GT, GT, dtype=torch.bool))]
+    torch.manual_seed(5)
+    full = crit(cls, [FactoredMasks(e, features).logits() for e in embeds], gts)
+    torch.manual_seed(5)
+    fact = crit(cls, [FactoredMasks(e, features) for e in embeds], gts)
+    assert fact.keys() == full.keys()
+    for key in full:
+        torch.testing.assert_close(fact[key], full[key], rtol=0, atol=1e-10)
+    inputs = embeds + [features]
+    grads_full = torch.autograd.grad(sum(full.values()), inputs)
+    grads_fact = torch.autograd.grad(sum(fact.values()), inputs)
+    for a, b in zip(grads_fact, grads_full):
+        assert float(b.abs().sum()) > 0
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)

@@ -1,0 +1,81 @@
+"""Tests of FactoredMasks against the full mask logits they stand for."""
+import pytest
+import torch
+
+from mmseg_maskformer.models.layers import point_sample
+from mmseg_maskformer.models.layers.factored_masks import (FactoredMasks, logits_of,
+                                                           masks_at_points, matched_logits)
+
+B, Q, C, H, W = 2, 6, 5, 7, 9
+
+
+def _factors(seed: int = 0, requires_grad: bool = False):
+    gen = torch.Generator().manual_seed(seed)
+    embeds = torch.randn(B, Q, C, generator=gen, dtype=torch.float64)
+    features = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)
+    return embeds.requires_grad_(requires_grad), features.requires_grad_(requires_grad)
+
+
+def test_logits_shape_and_indexing_follow_the_full_tensor():
+    embeds, features = _factors()
+    masks = FactoredMasks(embeds, features)
+    full = torch.einsum('bqc,bchw->bqhw', embeds, features)
+    assert masks.shape == (B, Q, H, W) and masks.batched
+    torch.testing.assert_close(masks.logits(), full, rtol=0, atol=1e-12)
+    image = masks[1]
+    assert image.shape == (Q, H, W) and not image.batched
+    torch.testing.assert_close(image.logits(), full[1], rtol=0, atol=1e-12)
+    rows = torch.tensor([4, 0, 4])
+    torch.testing.assert_close(image[rows].logits(), full[1][rows], rtol=0, atol=1e-12)
+    torch.testing.assert_close(logits_of(image), full[1], rtol=0, atol=1e-12)
+    assert logits_of(full) is full
+    assert masks.float().embeds.dtype == torch.float32
+
+
+def test_mismatched_factors_are_refused():
+    embeds, features = _factors()
+    with pytest.raises(ValueError, match='do not factor'):
+        FactoredMasks(embeds, features[:, :-1])
+    with pytest.raises(ValueError, match='do not factor'):
+        FactoredMasks(embeds[0], features)
+
+
+def test_at_points_equals_point_sample_of_the_logits_including_outside_points():
+    embeds, features = _factors(1)
+    image = FactoredMasks(embeds, features)[0]
+    points = torch.rand(1, 40, 2, dtype=torch.float64) * 1.4 - 0.2  # some outside [0, 1]
+    want = point_sample(image.logits()[:, None], points.expand(Q, -1, -1))[:, 0]
+    torch.testing.assert_close(masks_at_points(image, points), want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(masks_at_points(image.logits(), points), want, rtol=0,
+                               atol=1e-12)
+    with pytest.raises(ValueError, match='one image'):
+        FactoredMasks(embeds, features).at_points(points)
+
+
+@pytest.mark.parametrize('factored', [False, True])
+def test_matched_logits_equal_per_image_selection_with_gradients(factored):
+    embeds, features = _factors(2, requires_grad=True)
+    queries = [torch.tensor([3, 1]), torch.tensor([0, 5, 2])]
+    full = torch.einsum('bqc,bchw->bqhw', embeds, features)
+    masks = FactoredMasks(embeds, features) if factored else full
+    got = matched_logits(masks, queries)
+    want = torch.cat([full[b][q] for b, q in enumerate(queries)])
+    assert got.shape == (5, H, W)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    weight = torch.randn_like(want)
+    grads = torch.autograd.grad((got * weight).sum(), (embeds, features), retain_graph=True)
+    want_grads = torch.autograd.grad((want * weight).sum(), (embeds, features))
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('factored', [False, True])
+def test_matched_logits_of_no_queries_is_empty_and_keeps_the_graph(factored):
+    embeds, features = _factors(3, requires_grad=True)
+    empty = torch.empty(0, dtype=torch.long)
+    masks = FactoredMasks(embeds, features) if factored else \
+        torch.einsum('bqc,bchw->bqhw', embeds, features)
+    got = matched_logits(masks, [empty, empty])
+    assert got.shape == (0, H, W)
+    grads = torch.autograd.grad(got.sum(), (embeds, features))
+    assert all(float(g.abs().sum()) == 0.0 for g in grads)
