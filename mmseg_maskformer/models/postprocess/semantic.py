@@ -14,20 +14,25 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def semantic_inference(cls_logits: Tensor, mask_logits: Tensor) -> Tensor:
+def semantic_inference(cls_logits: Tensor, mask_logits: Tensor,
+                       overwrite_masks: bool = False) -> Tensor:
     """Per-class scores ``sum_q p(c | q) * sigmoid(m_q)``.
 
     Args:
         cls_logits: Class logits including "no object", shape (Q, K + 1).
         mask_logits: Mask logits, shape (Q, H, W), any memory layout (fastest
             as returned by :func:`resize_to_original`, queries innermost).
+        overwrite_masks: Apply the sigmoid in place, in the memory of
+            ``mask_logits`` (when the caller has no further use for them): one
+            full-resolution (Q, H, W) tensor less to allocate and fill.
 
     Returns:
         Class scores, shape (K, H, W): a view of a (H, W, K) tensor.
     """
     probs = cls_logits.float().softmax(-1)[:, :-1]
     q, h, w = mask_logits.shape
-    pixels = mask_logits.float().permute(1, 2, 0).reshape(h * w, q).sigmoid()
+    pixels = mask_logits.float().permute(1, 2, 0).reshape(h * w, q)
+    pixels = pixels.sigmoid_() if overwrite_masks else pixels.sigmoid()
     return (pixels @ probs).view(h, w, -1).permute(2, 0, 1)
 
 

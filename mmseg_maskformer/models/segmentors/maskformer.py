@@ -171,11 +171,12 @@ class MaskFormerSegmentor(BaseModel):
                                    meta.get('img_shape', input_shape),
                                    meta.get('ori_shape', input_shape))
         cfg = self.test_cfg
+        masks_needed_later = cfg['panoptic_on'] or cfg['instance_on']
         if cfg['semantic_on']:
-            scores = semantic_inference(cls_logits, masks)
+            scores = semantic_inference(cls_logits, masks, overwrite_masks=not masks_needed_later)
             sample.set_data(dict(seg_logits=PixelData(data=scores),
                                  pred_sem_seg=PixelData(data=semantic_labels(scores))))
-        if not (cfg['panoptic_on'] or cfg['instance_on']):
+        if not masks_needed_later:
             return
         masks = masks.contiguous()  # one query after another, as the loops below read them
         is_thing = None if self._thing_mask is None else self._thing_mask.to(masks.device)

@@ -1,4 +1,5 @@
 """Tests of the shared transformer sub-layers."""
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,3 +58,20 @@ def test_ffn_layer_is_post_norm_residual():
     x = torch.randn(2, 3, 8)
     ref = layer.norm(x + layer.linear2(F.relu(layer.linear1(x))))
     torch.testing.assert_close(layer(x), ref)
+
+
+@pytest.mark.parametrize('rows', [7, 8, 9, 30])
+def test_feed_forward_without_autograd_runs_in_chunks_with_the_same_output(rows):
+    torch.manual_seed(1)
+    linear1, linear2 = nn.Linear(4, 16), nn.Linear(16, 3)
+    x = torch.randn(rows, 2, 4).transpose(0, 1)  # 2 * rows rows, not contiguous
+    ref = linear2(F.relu(linear1(x)))
+    calls = []
+    linear1.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    with torch.no_grad():
+        out = feed_forward(x, linear1, linear2, nn.Identity(), chunk_rows=8)
+    assert calls == [min(8, 2 * rows - s) for s in range(0, 2 * rows, 8)]
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+    calls.clear()
+    out = feed_forward(x, linear1, linear2, nn.Identity(), chunk_rows=8)  # with autograd
+    assert calls == [2 * rows] and out.requires_grad

@@ -70,3 +70,23 @@ def test_low_precision_inputs_give_fp32_scores():
     assert scores.dtype == torch.float32
     ref = official_semantic(cls_logits.bfloat16().float(), masks.bfloat16().float())
     torch.testing.assert_close(scores, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize('layout', ['contiguous', 'channels_last', 'cropped'])
+def test_overwriting_the_masks_gives_the_same_scores(layout):
+    gen = torch.Generator().manual_seed(3)
+    cls_logits = torch.randn(10, 6, generator=gen) * 3
+    masks = torch.randn(10, 20, 30, generator=gen) * 5
+    if layout == 'channels_last':
+        masks = masks[None].contiguous(memory_format=torch.channels_last)[0]
+    elif layout == 'cropped':
+        masks = resize_to_original(masks, (40, 60), (33, 47), (33, 47))
+    ref = official_semantic(cls_logits, masks)
+    kept = masks.clone()
+    scores = semantic_inference(cls_logits, kept)
+    assert torch.equal(kept, masks)  # the default leaves the masks alone
+    torch.testing.assert_close(semantic_inference(cls_logits, masks, overwrite_masks=True),
+                               scores, rtol=0, atol=0)
+    torch.testing.assert_close(scores, ref, rtol=0, atol=1e-5)
+    if layout == 'channels_last':  # the pixel-major view: the sigmoid went into the masks
+        torch.testing.assert_close(masks, kept.sigmoid(), rtol=0, atol=0)
