@@ -36,15 +36,21 @@ def test_resize_matches_nchw_reference(shapes):
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize('layout', ['contiguous', 'channels_last', 'cropped'])
-def test_scores_and_labels_match_official(layout):
-    gen = torch.Generator().manual_seed(1)
+def _logits(layout: str, seed: int):
+    """Class logits (10, 6) and mask logits (10, h, w) in the given memory layout."""
+    gen = torch.Generator().manual_seed(seed)
     cls_logits = torch.randn(10, 6, generator=gen) * 3
     masks = torch.randn(10, 20, 30, generator=gen) * 5
     if layout == 'channels_last':
         masks = masks[None].contiguous(memory_format=torch.channels_last)[0]
     elif layout == 'cropped':
         masks = resize_to_original(masks, (40, 60), (33, 47), (33, 47))
+    return cls_logits, masks
+
+
+@pytest.mark.parametrize('layout', ['contiguous', 'channels_last', 'cropped'])
+def test_scores_and_labels_match_official(layout):
+    cls_logits, masks = _logits(layout, seed=1)
     scores = semantic_inference(cls_logits, masks)
     ref = official_semantic(cls_logits, masks)
     assert scores.shape == ref.shape == (5, *masks.shape[1:])
@@ -74,13 +80,7 @@ def test_low_precision_inputs_give_fp32_scores():
 
 @pytest.mark.parametrize('layout', ['contiguous', 'channels_last', 'cropped'])
 def test_overwriting_the_masks_gives_the_same_scores(layout):
-    gen = torch.Generator().manual_seed(3)
-    cls_logits = torch.randn(10, 6, generator=gen) * 3
-    masks = torch.randn(10, 20, 30, generator=gen) * 5
-    if layout == 'channels_last':
-        masks = masks[None].contiguous(memory_format=torch.channels_last)[0]
-    elif layout == 'cropped':
-        masks = resize_to_original(masks, (40, 60), (33, 47), (33, 47))
+    cls_logits, masks = _logits(layout, seed=3)
     ref = official_semantic(cls_logits, masks)
     kept = masks.clone()
     scores = semantic_inference(cls_logits, kept)
