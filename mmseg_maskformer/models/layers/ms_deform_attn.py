@@ -155,6 +155,50 @@ def ms_deform_attn_gather(value: Tensor, spatial_shapes: Tensor, sampling_locati
     return out.view(b, m, q, d).permute(0, 2, 1, 3).reshape(b, q, m * d).to(out_dtype)
 
 
+def softmax_short_last(x: Tensor) -> Tensor:
+    """``x.softmax(-1)`` for a short last dimension (the L * P points of a head).
+
+    PyTorch's CPU softmax over a last dimension of a dozen elements runs one short
+    row at a time; over the first dimension of the transposed ``(K, N)`` matrix it
+    runs vectorised across N, forward and backward (about 3x faster for
+    ``(86016, 12)``, including the two transposing copies).
+
+    Args:
+        x: Logits, shape (..., K).
+
+    Returns:
+        Probabilities, same shape and dtype as ``x``, contiguous.
+    """
+    k = x.shape[-1]
+    rows = x.reshape(-1, k).t().contiguous()
+    return rows.softmax(0).t().contiguous().view(x.shape)
+
+
+def normalise_offsets(offsets: Tensor, spatial_shapes: Tensor, num_heads: int,
+                      num_points: int) -> Tensor:
+    """Sampling offsets in pixels divided by their level's ``(W_l, H_l)``.
+
+    The division runs on the flat (B, Q, M * L * P * 2) rows against one
+    repeated divisor row: the same quotients as broadcasting a (L, 2) divisor
+    over (B, Q, M, L, P, 2), which PyTorch's CPU kernels run about 10x slower
+    because the innermost dimensions are so short.
+
+    Args:
+        offsets: Output of the offset projection, shape (B, Q, M * L * P * 2),
+            ordered (head, level, point, xy).
+        spatial_shapes: Level sizes ``(H_l, W_l)``, shape (L, 2).
+        num_heads: M.
+        num_points: P.
+
+    Returns:
+        Normalised offsets, shape (B, Q, M * L * P * 2).
+    """
+    levels = spatial_shapes.shape[0]
+    divisor = spatial_shapes.flip(-1).to(offsets.dtype)  # (L, 2) as (W, H)
+    divisor = divisor[None, :, None, :].expand(num_heads, levels, num_points, 2)
+    return offsets / divisor.reshape(-1)
+
+
 def _mmcv_kernel_available() -> bool:
     try:
         from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction  # noqa
@@ -247,12 +291,10 @@ class MSDeformAttn(nn.Module):
         if padding_mask is not None:
             value = value.masked_fill(padding_mask[..., None], 0.0)
         value = value.view(b, s, m, self.embed_dims // m)
-        offsets = self.sampling_offsets(query).view(b, q, m, lv, p, 2)
-        weights = self.attention_weights(query).view(b, q, m, lv * p).softmax(-1).view(
+        offsets = normalise_offsets(self.sampling_offsets(query), spatial_shapes, m, p)
+        locations = reference_points[:, :, None, :, None, :] + offsets.view(b, q, m, lv, p, 2)
+        weights = softmax_short_last(self.attention_weights(query).view(b, q, m, lv * p)).view(
             b, q, m, lv, p)
-        normalizer = torch.stack([spatial_shapes[..., 1], spatial_shapes[..., 0]], -1)
-        locations = (reference_points[:, :, None, :, None, :] +
-                     offsets / normalizer[None, None, None, :, None, :].to(offsets.dtype))
         if self.use_cuda_kernel and value.is_cuda:
             out = self._cuda_kernel(value, spatial_shapes, level_start_index, locations, weights)
         elif self.use_cpu_kernel and value.device.type == 'cpu' and kernel_available():

@@ -11,7 +11,9 @@ from mmseg_maskformer.models.layers.cpu_kernel import (kernel_available, kernel_
                                                        ms_deform_attn_cpu)
 from mmseg_maskformer.models.layers.ms_deform_attn import (MSDeformAttn, flatten_levels,
                                                            ms_deform_attn_core,
-                                                           ms_deform_attn_gather)
+                                                           ms_deform_attn_gather,
+                                                           normalise_offsets,
+                                                           softmax_short_last)
 
 SHAPES = [(6, 5), (3, 4), (2, 2)]  # three levels of different, non-square sizes
 
@@ -314,3 +316,36 @@ def test_flatten_levels():
     flat = flatten_levels(feats)
     assert [f.shape for f in flat] == [(2, 15, 4), (2, 4, 4)]
     torch.testing.assert_close(flat[0][1, 7], feats[0][1, :, 1, 2])
+
+
+@pytest.mark.parametrize('shape', [(2, 7, 3, 12), (5, 1), (1, 4, 9)])
+def test_softmax_short_last_matches_softmax(shape):
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 5).requires_grad_()
+    grad = torch.randn(shape, generator=gen, dtype=torch.float64)
+    out = softmax_short_last(x)
+    assert out.shape == x.shape and out.is_contiguous()
+    (out * grad).sum().backward()
+    got_grad, x.grad = x.grad, None
+    expected = x.softmax(-1)
+    (expected * grad).sum().backward()
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-15)
+    torch.testing.assert_close(got_grad, x.grad, rtol=0, atol=1e-14)
+
+
+def test_softmax_short_last_non_contiguous_input():
+    x = torch.randn(6, 4, 10).transpose(0, 1)  # (4, 6, 10), not contiguous
+    torch.testing.assert_close(softmax_short_last(x), x.softmax(-1))
+
+
+def test_normalise_offsets_equals_broadcast_division():
+    gen = torch.Generator().manual_seed(0)
+    b, q, m, p = 2, 5, 3, 4
+    shapes = torch.as_tensor(SHAPES)
+    lv = len(SHAPES)
+    offsets = torch.randn(b, q, m * lv * p * 2, generator=gen) * 10
+    wh = shapes.flip(-1).float()  # x by W, y by H
+    expected = offsets.view(b, q, m, lv, p, 2) / wh[None, None, None, :, None, :]
+    got = normalise_offsets(offsets, shapes, m, p)
+    assert got.shape == offsets.shape
+    assert torch.equal(got.view(b, q, m, lv, p, 2), expected)  # the same quotients, bit for bit
