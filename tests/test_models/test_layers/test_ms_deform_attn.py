@@ -152,6 +152,25 @@ def test_fast_cores_gradients_match_reference(core):
         torch.testing.assert_close(g_fast, g_ref, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize('dtype,atol', [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_cpu_kernel_head_width_32_matches_reference(dtype, atol):
+    """The kernel's fixed-length loops for 32-wide heads (the model's), with corners
+    inside, on the border and outside, forward and backward."""
+    require_cpu_kernel()
+    value, shapes, locations, weights = _inputs(11, dtype=dtype, b=2, q=6, m=2, d=32)
+    grad_out = torch.randn(2, 6, 64, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    results = []
+    for fn in (ms_deform_attn_cpu, ms_deform_attn_core):
+        v, loc, w = (t.clone().requires_grad_(True) for t in (value, locations, weights))
+        out = fn(v, shapes, loc, w)
+        (out * grad_out).sum().backward()
+        results.append((out, v.grad, loc.grad, w.grad))
+    for got, want in zip(*results):
+        assert bool(want.abs().sum() > 0)
+        torch.testing.assert_close(got, want, rtol=1e-5 if dtype == torch.float32 else 1e-9,
+                                   atol=atol)
+
+
 def test_cpu_kernel_gradcheck():
     require_cpu_kernel()
     value, shapes, locations, weights = _inputs(2, dtype=torch.float64, b=2, q=3, m=2, d=3,

@@ -14,11 +14,13 @@
  * (b, m) pairs for the backward (each owns a disjoint part of grad_value).
  */
 
-static void NAME(axpy)(SCALAR *y, const SCALAR *x, SCALAR a, int64_t n) {
+static inline void NAME(axpy)(SCALAR *restrict y, const SCALAR *restrict x, SCALAR a,
+                              int64_t n) {
+#pragma omp simd
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-static SCALAR NAME(dot)(const SCALAR *x, const SCALAR *y, int64_t n) {
+static inline SCALAR NAME(dot)(const SCALAR *x, const SCALAR *y, int64_t n) {
     SCALAR s = 0;
 #pragma omp simd reduction(+ : s)
     for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
@@ -26,8 +28,8 @@ static SCALAR NAME(dot)(const SCALAR *x, const SCALAR *y, int64_t n) {
 }
 
 /* Backward of one corner: adds scale * g to its value gradient and returns <v, g>. */
-static SCALAR NAME(corner_backward)(const SCALAR *v, SCALAR *gv, const SCALAR *g, SCALAR scale,
-                                    int64_t n) {
+static inline SCALAR NAME(corner_backward)(const SCALAR *v, SCALAR *restrict gv,
+                                           const SCALAR *restrict g, SCALAR scale, int64_t n) {
     NAME(axpy)(gv, g, scale, n);
     return NAME(dot)(v, g, n);
 }
@@ -47,6 +49,30 @@ static int NAME(locate)(const SCALAR *loc, int64_t idx, int64_t H, int64_t W, in
     return 1;
 }
 
+/* Adds the four weighted corners of one sampling point to acc[0, n). */
+static inline void NAME(sample_point)(SCALAR *restrict acc, const SCALAR *restrict vl,
+                                      const SCALAR *loc, SCALAR a, int64_t H, int64_t W,
+                                      int64_t stride, int64_t n) {
+    int64_t x0, y0;
+    SCALAR fx, fy;
+    if (!NAME(locate)(loc, 0, H, W, &x0, &y0, &fx, &fy)) return;
+    const int top = y0 >= 0, bottom = y0 + 1 < H, left = x0 >= 0, right = x0 + 1 < W;
+    const SCALAR w00 = top && left ? a * (1 - fx) * (1 - fy) : 0;
+    const SCALAR w10 = top && right ? a * fx * (1 - fy) : 0;
+    const SCALAR w01 = bottom && left ? a * (1 - fx) * fy : 0;
+    const SCALAR w11 = bottom && right ? a * fx * fy : 0;
+    /* corners on the padding have weight 0 and are read at a clamped (valid) position */
+    const int64_t xa = left ? x0 : 0, xb = right ? x0 + 1 : W - 1;
+    const int64_t ya = top ? y0 : 0, yb = bottom ? y0 + 1 : H - 1;
+    const SCALAR *restrict v00 = vl + (ya * W + xa) * stride;
+    const SCALAR *restrict v10 = vl + (ya * W + xb) * stride;
+    const SCALAR *restrict v01 = vl + (yb * W + xa) * stride;
+    const SCALAR *restrict v11 = vl + (yb * W + xb) * stride;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i)
+        acc[i] += w00 * v00[i] + w10 * v10[i] + w01 * v01[i] + w11 * v11[i];
+}
+
 void NAME(msda_forward)(const SCALAR *value, const int64_t *shapes, const int64_t *starts,
                         const SCALAR *loc, const SCALAR *attn, SCALAR *out, int64_t S,
                         int64_t M, int64_t D, int64_t Q, int64_t L, int64_t P, int64_t begin,
@@ -60,22 +86,14 @@ void NAME(msda_forward)(const SCALAR *value, const int64_t *shapes, const int64_
             for (int64_t l = 0; l < L; ++l) {
                 const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
                 const SCALAR *vl = vb + starts[l] * M * D + m * D;
+                const int64_t idx = ((bq * M + m) * L + l) * P;
                 for (int64_t p = 0; p < P; ++p) {
-                    const int64_t idx = ((bq * M + m) * L + l) * P + p;
-                    int64_t x0, y0;
-                    SCALAR fx, fy;
-                    if (!NAME(locate)(loc, idx, H, W, &x0, &y0, &fx, &fy)) continue;
-                    const SCALAR a = attn[idx];
-                    if (y0 >= 0) {
-                        const SCALAR *row = vl + y0 * W * M * D;
-                        if (x0 >= 0) NAME(axpy)(o, row + x0 * M * D, a * (1 - fx) * (1 - fy), D);
-                        if (x0 + 1 < W) NAME(axpy)(o, row + (x0 + 1) * M * D, a * fx * (1 - fy), D);
-                    }
-                    if (y0 + 1 < H) {
-                        const SCALAR *row = vl + (y0 + 1) * W * M * D;
-                        if (x0 >= 0) NAME(axpy)(o, row + x0 * M * D, a * (1 - fx) * fy, D);
-                        if (x0 + 1 < W) NAME(axpy)(o, row + (x0 + 1) * M * D, a * fx * fy, D);
-                    }
+                    if (D == 32)  /* the usual head width: a fixed-length, unrolled loop */
+                        NAME(sample_point)(o, vl, loc + 2 * (idx + p), attn[idx + p], H, W,
+                                           M * D, 32);
+                    else
+                        NAME(sample_point)(o, vl, loc + 2 * (idx + p), attn[idx + p], H, W,
+                                           M * D, D);
                 }
             }
         }
@@ -113,14 +131,19 @@ void NAME(msda_backward)(const SCALAR *value, const int64_t *shapes, const int64
                     const int64_t c01 = c00 + W * M * D, c11 = c01 + M * D;
                     const int top = y0 >= 0, bottom = y0 + 1 < H;
                     const int left = x0 >= 0, right = x0 + 1 < W;
-                    if (top && left)
-                        d00 = NAME(corner_backward)(vl + c00, gvl + c00, g, a * w00, D);
-                    if (top && right)
-                        d10 = NAME(corner_backward)(vl + c10, gvl + c10, g, a * w10, D);
-                    if (bottom && left)
-                        d01 = NAME(corner_backward)(vl + c01, gvl + c01, g, a * w01, D);
-                    if (bottom && right)
-                        d11 = NAME(corner_backward)(vl + c11, gvl + c11, g, a * w11, D);
+                    /* the usual head width 32 as a fixed-length, unrolled loop */
+#define CORNERS(n)                                                                      \
+    do {                                                                                \
+        if (top && left) d00 = NAME(corner_backward)(vl + c00, gvl + c00, g, a * w00, n); \
+        if (top && right) d10 = NAME(corner_backward)(vl + c10, gvl + c10, g, a * w10, n); \
+        if (bottom && left) d01 = NAME(corner_backward)(vl + c01, gvl + c01, g, a * w01, n); \
+        if (bottom && right) d11 = NAME(corner_backward)(vl + c11, gvl + c11, g, a * w11, n); \
+    } while (0)
+                    if (D == 32)
+                        CORNERS(32);
+                    else
+                        CORNERS(D);
+#undef CORNERS
                     grad_attn[idx] = w00 * d00 + w10 * d10 + w01 * d01 + w11 * d11;
                     grad_loc[2 * idx] = a * W * ((1 - fy) * (d10 - d00) + fy * (d11 - d01));
                     grad_loc[2 * idx + 1] = a * H * ((1 - fx) * (d01 - d00) + fx * (d11 - d10));
