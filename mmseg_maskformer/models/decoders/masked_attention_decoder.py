@@ -6,7 +6,7 @@ foreground of the mask predicted by the previous layer. A prediction (class
 logits + mask logits) is made from the initial queries and after every layer,
 so ``num_layers`` layers give ``num_layers + 1`` predictions.
 """
-from typing import List, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -126,8 +126,11 @@ class MaskedAttentionDecoder(nn.Module):
         low_res = {}
         if final_only or factored:
             with torch.no_grad():  # read by the attention masks only
-                low_res = {size: F.interpolate(mask_features.detach(), size=size,
-                                               mode='bilinear', align_corners=False)
+                # PyTorch's CPU bilinear resize runs channels-last internally: one
+                # conversion here, not one in and one out per size (same values)
+                source = mask_features.detach().contiguous(memory_format=torch.channels_last)
+                low_res = {size: F.interpolate(source, size=size, mode='bilinear',
+                                               align_corners=False)
                            for size in set(attn_sizes)}
 
         cls_preds, mask_preds = [], []
@@ -147,14 +150,14 @@ class MaskedAttentionDecoder(nn.Module):
             if low_res and not last:
                 with torch.no_grad():
                     small = mask_logits(mask_embed, low_res[attn_sizes[j]])
-                attn_mask = masked_attention_mask(small, attn_sizes[j], self.num_heads)
+                attn_mask = masked_attention_mask(small, attn_sizes[j])
             if final_only and not last:
                 continue
             cls_preds.append(self.class_embed(decoded))
             mask_preds.append(FactoredMasks(mask_embed, mask_features) if factored
                               else mask_logits(mask_embed, mask_features))
             if not last and not low_res:
-                attn_mask = masked_attention_mask(mask_preds[-1], attn_sizes[j], self.num_heads)
+                attn_mask = masked_attention_mask(mask_preds[-1], attn_sizes[j])
         return cls_preds, mask_preds
 
 
@@ -164,7 +167,8 @@ def mask_logits(mask_embed: Tensor, mask_features: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def masked_attention_mask(mask_pred: Tensor, size: Tuple[int, int], num_heads: int) -> Tensor:
+def masked_attention_mask(mask_pred: Tensor, size: Tuple[int, int],
+                          num_heads: Optional[int] = None) -> Tensor:
     """Boolean cross-attention mask from mask logits.
 
     A query may attend to the pixels its resized mask predicts as foreground
@@ -173,14 +177,17 @@ def masked_attention_mask(mask_pred: Tensor, size: Tuple[int, int], num_heads: i
     Args:
         mask_pred: Mask logits, shape (B, Q, H, W).
         size: Target ``(H_l, W_l)``.
-        num_heads: Heads the mask is repeated for.
+        num_heads: Heads the mask is repeated for, batch-major, as
+            ``nn.MultiheadAttention`` takes it; None keeps one mask shared by
+            all heads (what :class:`CrossAttentionLayer` takes fastest).
 
     Returns:
-        Mask of shape (B * num_heads, Q, H_l * W_l), True where blocked.
+        Mask of shape (B, Q, H_l * W_l), or (B * num_heads, Q, H_l * W_l),
+        True where blocked.
     """
     resized = mask_pred.detach()
     if tuple(resized.shape[-2:]) != tuple(size):
         resized = F.interpolate(resized, size=size, mode='bilinear', align_corners=False)
     blocked = resized.flatten(2) < 0.0  # sigmoid(x) < 0.5
     blocked = blocked & ~blocked.all(dim=-1, keepdim=True)
-    return blocked.repeat_interleave(num_heads, dim=0)
+    return blocked if num_heads is None else blocked.repeat_interleave(num_heads, dim=0)

@@ -16,6 +16,55 @@ def _with_pos(x: Tensor, pos: Optional[Tensor]) -> Tensor:
     return x if pos is None else x + pos
 
 
+def multihead_attention(attn: nn.MultiheadAttention, query: Tensor, key: Tensor, value: Tensor,
+                        blocked: Optional[Tensor] = None) -> Tensor:
+    """``attn(query, key, value, attn_mask=blocked)[0]`` for a batch-first module.
+
+    The same projections and ``scaled_dot_product_attention`` as
+    ``nn.MultiheadAttention``, but a mask shared by all heads stays one
+    (B, 1, Q, S) mask: the module would take it repeated per head and turn the
+    (B * heads, Q, S) booleans into a float mask of that size.
+
+    Args:
+        attn: The module (its weights, heads and dropout); ``batch_first``,
+            equal query/key/value widths.
+        query: Shape (B, Q, C).
+        key: Shape (B, S, C).
+        value: Shape (B, S, C).
+        blocked: True where attention is NOT allowed: (B, Q, S), shared by all
+            heads, or (B * heads, Q, S), batch-major as the module takes it.
+
+    Returns:
+        Attention output after the output projection, shape (B, Q, C).
+    """
+    if not (attn.batch_first and attn._qkv_same_embed_dim):
+        raise ValueError('multihead_attention needs a batch_first module with equal '
+                         'query/key/value widths')
+    b, q_len, c = query.shape
+    heads = attn.num_heads
+    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = (None, None, None) if attn.in_proj_bias is None else attn.in_proj_bias.chunk(3)
+
+    def split_heads(x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        return F.linear(x, weight, bias).view(b, x.shape[1], heads, c // heads).transpose(1, 2)
+
+    q, k, v = (split_heads(x, w, bias) for x, w, bias in ((query, w_q, b_q), (key, w_k, b_k),
+                                                        (value, w_v, b_v)))
+    mask = None
+    if blocked is not None:
+        if blocked.shape[0] == b * heads:
+            blocked = blocked.view(b, heads, q_len, -1)
+        elif blocked.shape[0] == b:
+            blocked = blocked[:, None]
+        else:
+            raise ValueError(f'attention mask of shape {tuple(blocked.shape)} for batch {b} '
+                             f'and {heads} heads')
+        mask = ~blocked  # scaled_dot_product_attention's booleans say where to attend
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                         dropout_p=attn.dropout if attn.training else 0.0)
+    return attn.out_proj(out.transpose(1, 2).reshape(b, q_len, c))
+
+
 def feed_forward(x: Tensor, linear1: nn.Linear, linear2: nn.Linear, dropout: nn.Module,
                  chunk_rows: int = 1024) -> Tensor:
     """``linear2(dropout(relu(linear1(x))))`` with the ReLU applied in place.
@@ -117,15 +166,16 @@ class CrossAttentionLayer(nn.Module):
         Args:
             x: Queries, shape (B, Q, C).
             memory: Keys/values, shape (B, S, C).
-            attn_mask: True where attention is NOT allowed, shape (B * heads, Q, S).
+            attn_mask: True where attention is NOT allowed, shape (B, Q, S)
+                (shared by all heads) or (B * heads, Q, S).
             pos: Memory positional encoding, shape (B, S, C).
             query_pos: Query positional encoding, shape (B, Q, C).
 
         Returns:
             Updated queries, shape (B, Q, C).
         """
-        out = self.multihead_attn(_with_pos(x, query_pos), _with_pos(memory, pos), value=memory,
-                                  attn_mask=attn_mask, need_weights=False)[0]
+        out = multihead_attention(self.multihead_attn, _with_pos(x, query_pos),
+                                  _with_pos(memory, pos), memory, attn_mask)
         return self.norm(x + self.dropout(out))
 
 

@@ -74,8 +74,9 @@ def test_levels_rotate_and_masks_follow_previous_prediction(monkeypatch):
     for i, mem_shape, attn_mask, pos_shape in seen:
         h, w = SIZES[i % 3]
         assert mem_shape == (B, h * w, C) and pos_shape == (B, h * w, C)
-        assert attn_mask.shape == (B * HEADS, Q, h * w) and attn_mask.dtype == torch.bool
-        expected = masked_attention_mask(mask_preds[i], (h, w), HEADS)
+        # one mask for all heads
+        assert attn_mask.shape == (B, Q, h * w) and attn_mask.dtype == torch.bool
+        expected = masked_attention_mask(mask_preds[i], (h, w))
         assert torch.equal(attn_mask, expected)
 
 
@@ -163,6 +164,7 @@ def test_masked_attention_mask_semantics():
         for h in range(heads):
             # batch-major: row b * heads + h, as nn.MultiheadAttention expects
             assert torch.equal(mask[b * heads + h], per_image[b]), (b, h)
+    assert torch.equal(masked_attention_mask(logits, (2, 2)), per_image)  # shared by the heads
 
 
 def test_masked_attention_mask_resizes_bilinear():

@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmseg_maskformer.models.layers import FFNLayer, feed_forward
+from mmseg_maskformer.models.layers.transformer import CrossAttentionLayer, multihead_attention
 
 
 def _graph_names(tensor: torch.Tensor) -> set:
@@ -75,3 +76,51 @@ def test_feed_forward_without_autograd_runs_in_chunks_with_the_same_output(rows)
     calls.clear()
     out = feed_forward(x, linear1, linear2, nn.Identity(), chunk_rows=8)  # with autograd
     assert calls == [2 * rows] and out.requires_grad
+
+
+def _attention_inputs(b=2, q=5, s=7, c=16, heads=4, seed=0):
+    torch.manual_seed(seed)
+    attn = nn.MultiheadAttention(c, heads, batch_first=True).double()
+    nn.init.normal_(attn.in_proj_bias)
+    query, key, value = (torch.randn(b, n, c, dtype=torch.float64, requires_grad=True)
+                         for n in (q, s, s))
+    blocked = torch.rand(b, q, s) < 0.5
+    blocked[:, 0] = False  # no row fully blocked (the decoder never makes one)
+    blocked[0, 1, :-1] = True
+    return attn, query, key, value, blocked
+
+
+@pytest.mark.parametrize('mask', ['none', 'shared', 'per_head'])
+def test_multihead_attention_equals_nn_multihead_attention(mask):
+    attn, query, key, value, blocked = _attention_inputs()
+    heads = attn.num_heads
+    per_head = blocked.repeat_interleave(heads, dim=0)
+    if mask == 'per_head':
+        per_head[1] = False  # a head of image 0 with its own mask
+    ours_mask = {'none': None, 'shared': blocked, 'per_head': per_head}[mask]
+    ref_mask = None if mask == 'none' else per_head
+    out = multihead_attention(attn, query, key, value, ours_mask)
+    expected = attn(query, key, value, attn_mask=ref_mask, need_weights=False)[0]
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    grads = torch.autograd.grad(out.square().sum(), [query, key, value, attn.in_proj_weight])
+    ref_grads = torch.autograd.grad(expected.square().sum(),
+                                    [query, key, value, attn.in_proj_weight])
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_multihead_attention_rejects_bad_masks_and_modules():
+    attn, query, key, value, blocked = _attention_inputs()
+    with pytest.raises(ValueError, match='attention mask of shape'):
+        multihead_attention(attn, query, key, value, blocked[:1].repeat(3, 1, 1))
+    seq_first = nn.MultiheadAttention(16, 4)
+    with pytest.raises(ValueError, match='batch_first'):
+        multihead_attention(seq_first, query.float(), key.float(), value.float())
+
+
+def test_cross_attention_layer_takes_a_shared_mask():
+    _, query, key, value, blocked = _attention_inputs()
+    layer = CrossAttentionLayer(16, 4).double()
+    shared = layer(query, key, attn_mask=blocked)
+    repeated = layer(query, key, attn_mask=blocked.repeat_interleave(4, dim=0))
+    torch.testing.assert_close(shared, repeated, rtol=0, atol=1e-14)
