@@ -5,7 +5,7 @@ import torch
 from mmseg_maskformer.models.layers.ms_deform_attn import MSDeformAttn
 from mmseg_maskformer.models.pixel_decoders import PixelDecoderOutput
 from mmseg_maskformer.models.pixel_decoders.msdeformattn_pixel_decoder import (
-    MultiScaleDeformablePixelDecoder, reference_points)
+    MultiScaleDeformablePixelDecoder, channels_last_maps, reference_points)
 
 IN_CHANNELS = [8, 16, 32, 64]
 STRIDES = [4, 8, 16, 32]
@@ -155,3 +155,22 @@ def test_registered():
                                 strides=STRIDES, feat_channels=32, out_channels=32,
                                 num_encoder_layers=1, num_groups=8))
     assert isinstance(decoder, MultiScaleDeformablePixelDecoder)
+
+
+@pytest.mark.parametrize('batch', [1, 2])
+def test_channels_last_maps(batch):
+    tokens = torch.randn(batch, 3 + 4 * 5, 6)[:, 3:]  # a level's slice of the sequence
+    maps = channels_last_maps(tokens, 4, 5)
+    assert maps.shape == (batch, 6, 4, 5)
+    assert maps.data_ptr() == tokens.data_ptr()  # a view, no copy
+    torch.testing.assert_close(maps, tokens.transpose(1, 2).reshape(batch, 6, 4, 5))
+    # resizing keeps the layout (for one image the plain view came back NCHW)
+    resized = torch.nn.functional.interpolate(maps, size=(8, 10), mode='bilinear')
+    assert resized.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_maps_gradient():
+    tokens = torch.randn(1, 20, 6, requires_grad=True)
+    weight = torch.randn(1, 6, 4, 5)
+    (channels_last_maps(tokens, 4, 5) * weight).sum().backward()
+    torch.testing.assert_close(tokens.grad, weight.flatten(2).transpose(1, 2))
