@@ -1,8 +1,9 @@
 """Multi-scale deformable attention (Deformable DETR), used by the pixel decoder.
 
 On CPU, :class:`MSDeformAttn` runs a compiled C kernel (forward and backward,
-:mod:`.cpu_kernel`; about 7x faster forward and 8x faster forward + backward than
-the reference below); on CUDA tensors, mmcv's compiled kernel when it is available.
+:mod:`.cpu_kernel`; about 8x faster forward and 7x faster forward + backward than
+the reference below at the models' sizes, see ``docs/benchmarks.md``); on CUDA
+tensors, mmcv's compiled kernel when it is available.
 Otherwise, two pure-PyTorch cores compute the same sum, on any device:
 
 - :func:`ms_deform_attn_core`: one ``grid_sample`` per level, then the weighted
