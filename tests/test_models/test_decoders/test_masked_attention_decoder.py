@@ -93,13 +93,20 @@ def _record_attention_masks(decoder, monkeypatch):
     return seen
 
 
+def _float64_case(seed, mask_size):
+    """A float64 decoder, its memories, mask features of the given size and the
+    generator that made them (for further draws)."""
+    decoder = _decoder(4).double()  # built first: it seeds the global generator
+    gen = torch.Generator().manual_seed(seed)
+    memories = [m.double() for m in _inputs()[0]]
+    features = torch.randn(B, C, *mask_size, generator=gen, dtype=torch.float64)
+    return decoder, memories, features, gen
+
+
 @pytest.mark.parametrize('mask_size', [MASK_SIZE, (13, 11)])
 def test_final_only_equals_the_last_prediction(mask_size, monkeypatch):
     """Intermediate masks made at the attention size give the same attention masks."""
-    decoder = _decoder(4).double()
-    gen = torch.Generator().manual_seed(3)
-    memories = [m.double() for m in _inputs()[0]]
-    mask_features = torch.randn(B, C, *mask_size, generator=gen, dtype=torch.float64)
+    decoder, memories, mask_features, _ = _float64_case(3, mask_size)
     seen = _record_attention_masks(decoder, monkeypatch)
     with torch.no_grad():
         cls_all, mask_all = decoder(memories, mask_features)
@@ -216,10 +223,7 @@ def test_mask_convention_matches_cross_attention():
 @pytest.mark.parametrize('mask_size', [MASK_SIZE, (13, 11)])
 def test_factored_masks_equal_the_full_logits_with_gradients(mask_size, monkeypatch):
     """Training's factored output: same attention masks, logits and gradients."""
-    decoder = _decoder(4).double()
-    gen = torch.Generator().manual_seed(4)
-    memories = [m.double() for m in _inputs()[0]]
-    features = torch.randn(B, C, *mask_size, generator=gen, dtype=torch.float64)
+    decoder, memories, features, gen = _float64_case(4, mask_size)
     seen = _record_attention_masks(decoder, monkeypatch)
     full_features = features.clone().requires_grad_()
     cls_all, mask_all = decoder(memories, full_features)
