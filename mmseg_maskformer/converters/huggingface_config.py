@@ -31,12 +31,12 @@ _RESNET_DEPTHS = {('basic', (2, 2, 2, 2)): 18, ('basic', (3, 4, 6, 3)): 34,
 
 
 def _swin_backbone(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """mmseg ``SwinTransformer`` arguments of a Hugging Face (MaskFormer-)Swin config."""
+    """``SwinTransformerSDPA`` arguments (mmseg ``SwinTransformer``'s) of a Hugging Face Swin config."""
     if cfg.get('use_absolute_embeddings'):
         raise ValueError('Swin with absolute position embeddings is not supported')
     depths = list(cfg['depths'])
     return dict(
-        type='SwinTransformer',
+        type='SwinTransformerSDPA',
         pretrain_img_size=cfg.get('image_size', 224),
         embed_dims=cfg['embed_dim'],
         patch_size=cfg.get('patch_size', 4),

@@ -33,7 +33,9 @@ Name correspondence (head-relative; ``{i}`` layer, ``{j}`` FPN level)::
     predictor.class_embed                      cls_embed
     predictor.mask_embed.layers.{0,1,2}        mask_embed.{0,2,4}
 
-The backbone keeps its names (the peers build the same mmseg backbone class).
+The backbone keeps its names. The peers build mmseg's backbone class: the
+config's own, or for our faster version of one (``SwinTransformerSDPA``, same
+parameter names) mmseg's original (:data:`MMSEG_BACKBONES`).
 The head sits under ``decode_head.`` in mmseg's ``EncoderDecoder`` and under
 ``panoptic_head.`` in mmdet's ``Mask2Former`` detector.
 """
@@ -161,6 +163,11 @@ def peer_config_path(peer: str) -> str:
     return path
 
 
+#: our backbones that are faster versions of an mmseg class -> that class (same arguments
+#: and parameter names); a peer builds the mmseg class, its own implementation
+MMSEG_BACKBONES = {'SwinTransformerSDPA': 'SwinTransformer'}
+
+
 def _scoped(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     """A copy of a module config of ours whose ``type`` names its owner's scope.
 
@@ -270,7 +277,9 @@ def mask2former_peer_config(model_cfg: Mapping[str, Any], peer: str = 'mmseg',
             options[f'model.{key}.num_things_classes'] = num_thing_classes
             options[f'model.{key}.num_stuff_classes'] = num_classes - num_thing_classes
     cfg.merge_from_dict(options)
-    cfg.model.backbone = _scoped(model_cfg['backbone'])
+    backbone = dict(model_cfg['backbone'])
+    backbone['type'] = MMSEG_BACKBONES.get(backbone['type'], backbone['type'])
+    cfg.model.backbone = _scoped(backbone)
     cfg.model.backbone.pop('init_cfg', None)
     cfg.model.pop('data_preprocessor', None)
     cfg.default_scope = PEERS[peer]['package']

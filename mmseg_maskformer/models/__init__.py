@@ -1,5 +1,5 @@
 """Models of mmseg_maskformer; importing registers them."""
-from . import (data_preprocessors, decoders, heads, layers, losses, matchers,  # noqa: F401
+from . import (backbones, data_preprocessors, decoders, heads, layers, losses, matchers,  # noqa: F401
                pixel_decoders, postprocess, segmentors)
 from .heads import Mask2FormerDecodeHead, MaskFormerDecodeHead
 from .losses import MaskFormerCriterion

@@ -35,7 +35,7 @@ def tiny_backbone(backbone: dict) -> dict:
             'model.backbone.stem_channels': 8,
             'model.decode_head.in_channels': [8, 16, 32, 64],
         }
-    if backbone['type'] == 'SwinTransformer':
+    if backbone['type'] in ('SwinTransformer', 'SwinTransformerSDPA'):
         return {
             'model.backbone.embed_dims': 24,
             'model.backbone.depths': [2, 2, 2, 2],

@@ -109,3 +109,23 @@ def test_peer_config_refuses_other_heads():
         mask2former_peer_config(cfg, 'mmseg')
     with pytest.raises(ValueError, match='peer must be'):
         mask2former_peer_config(tiny_model_cfg(), 'hf')
+
+
+def test_swin_peer_builds_mmseg_swin_and_gives_same_logits():
+    """Our SwinTransformerSDPA config gives the peer mmseg's own SwinTransformer."""
+    from mmseg.models.backbones import SwinTransformer
+
+    from mmseg_maskformer.models.backbones import SwinTransformerSDPA
+    cfg = tiny_model_cfg()
+    cfg.backbone = dict(type='SwinTransformerSDPA', embed_dims=8, depths=(2, 2, 2, 2),
+                        num_heads=(1, 2, 2, 4), window_size=3, drop_path_rate=0.0,
+                        out_indices=(0, 1, 2, 3))
+    ours, theirs = build_pair('mmseg', cfg)
+    assert type(ours.backbone) is SwinTransformerSDPA
+    assert type(theirs.backbone) is SwinTransformer
+    inputs = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        our_cls, our_masks = ours.decode_head(ours.extract_feat(inputs))
+        their_cls, their_masks = theirs.decode_head(theirs.extract_feat(inputs), [None])
+    torch.testing.assert_close(their_cls[-1], our_cls[-1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(their_masks[-1], our_masks[-1], atol=1e-4, rtol=0)

@@ -219,7 +219,7 @@ def hf_config_from_ours(model_cfg: Dict[str, Any]) -> Any:
             hidden_sizes=[base * expansion * 2**i for i in range(4)],
             layer_type='basic' if expansion == 1 else 'bottleneck',
             out_features=['stage1', 'stage2', 'stage3', 'stage4'])
-    elif bb['type'] == 'SwinTransformer':
+    elif bb['type'] in ('SwinTransformer', 'SwinTransformerSDPA'):
         backbone = transformers.SwinConfig(
             image_size=bb.get('pretrain_img_size', 224), embed_dim=bb['embed_dims'],
             depths=list(bb['depths']), num_heads=list(bb['num_heads']),

@@ -1,11 +1,11 @@
-# mmseg SwinTransformer backbones of the official Swin releases (converted for mmseg under
+# Swin Transformer backbones of the official Swin releases (converted for mmseg under
 # pretrain/). A config that swaps its backbone for one of them:
 #   _base_ = ['./<parent>.py', '../_base_/models/swin_backbones.py']
 #   model = dict(backbone={{_base_.swin_t}}, decode_head=dict(in_channels=[96, 192, 384, 768]))
 # Output channels: Swin-T/S 96-768, Swin-B 128-1024, Swin-L 192-1536.
 _swin = dict(
     _delete_=True,
-    type='SwinTransformer',
+    type='SwinTransformerSDPA',
     patch_size=4,
     mlp_ratio=4,
     strides=(4, 2, 2, 2),
