@@ -148,6 +148,30 @@ def test_benchmark_against_huggingface(tool, config):
     assert set(record['results']['hf']) == {'inference', 'train'}
 
 
+def test_benchmark_against_huggingface_with_swin(tool, tmp_path):
+    """Our SwinTransformerSDPA against Hugging Face's Swin (weights converted strictly)."""
+    pytest.importorskip('transformers')
+    pytest.importorskip('mmseg_maskformer.converters.huggingface')
+    backbone = ("backbone=dict(type='SwinTransformerSDPA', embed_dims=32, depths=(2, 2, 2, 2), "
+                "num_heads=(1, 2, 2, 4), window_size=7, drop_path_rate=0.0, "
+                "out_indices=(0, 1, 2, 3)),")
+    text = TINY_CONFIG.replace(
+        "backbone=dict(type='ResNet', depth=18, base_channels=8, stem_channels=8,\n"
+        "                  out_indices=(0, 1, 2, 3)),", backbone)
+    text = text.replace('in_channels=[8, 16, 32, 64]', 'in_channels=[32, 64, 128, 256]')
+    assert 'SwinTransformerSDPA' in text and '[32, 64, 128, 256]' in text
+    path = tmp_path / 'tiny_swin.py'
+    path.write_text(text)
+    pixel = 'model.decode_head.pixel_decoder.'
+    record = tool.main([str(path), '--shape', '64', '64', '--repeats', '1', '--warmup', '0',
+                        '--device', 'cpu', '--compare', 'hf', '--cfg-options',
+                        pixel + 'num_groups=32', pixel + 'feat_channels=32',
+                        pixel + 'out_channels=32',
+                        'model.decode_head.transformer_decoder.embed_dims=32'])
+    assert set(record['results']) == {'ours', 'hf'}
+    assert record['results']['hf']['inference']['median_s'] > 0
+
+
 def test_malloc_keep_runs_in_its_own_process(config, tmp_path):
     """--malloc keep changes the whole process's allocator: run it in a child."""
     out = tmp_path / 'keep.json'
