@@ -31,7 +31,7 @@ _RESNET_DEPTHS = {('basic', (2, 2, 2, 2)): 18, ('basic', (3, 4, 6, 3)): 34,
 
 
 def _swin_backbone(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """``SwinTransformerSDPA`` arguments (mmseg ``SwinTransformer``'s) of a Hugging Face Swin config."""
+    """``SwinTransformerSDPA``'s (mmseg ``SwinTransformer``'s) arguments of a Hugging Face Swin config."""
     if cfg.get('use_absolute_embeddings'):
         raise ValueError('Swin with absolute position embeddings is not supported')
     depths = list(cfg['depths'])
@@ -56,7 +56,7 @@ def _swin_backbone(cfg: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def _resnet_backbone(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """mmseg ``ResNet`` arguments of a Hugging Face ResNet config."""
+    """``ResNetFoldedBN`` arguments (mmseg ``ResNet``'s) of a Hugging Face ResNet config."""
     layer_type = cfg.get('layer_type', 'bottleneck')
     key = (layer_type, tuple(cfg['depths']))
     if key not in _RESNET_DEPTHS:
@@ -69,7 +69,7 @@ def _resnet_backbone(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     if widths != [base * expansion * 2**i for i in range(len(widths))]:
         raise ValueError(f'hidden_sizes {widths} do not double from stage to stage')
     return dict(
-        type='ResNet',
+        type='ResNetFoldedBN',
         depth=_RESNET_DEPTHS[key],
         stem_channels=cfg['embedding_size'],
         base_channels=base,

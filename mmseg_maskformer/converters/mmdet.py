@@ -34,8 +34,9 @@ Name correspondence (head-relative; ``{i}`` layer, ``{j}`` FPN level)::
     predictor.mask_embed.layers.{0,1,2}        mask_embed.{0,2,4}
 
 The backbone keeps its names. The peers build mmseg's backbone class: the
-config's own, or for our faster version of one (``SwinTransformerSDPA``, same
-parameter names) mmseg's original (:data:`MMSEG_BACKBONES`).
+config's own, or for our faster version of one (``ResNetFoldedBN``,
+``SwinTransformerSDPA``, same parameter names) mmseg's original
+(:data:`MMSEG_BACKBONES`).
 The head sits under ``decode_head.`` in mmseg's ``EncoderDecoder`` and under
 ``panoptic_head.`` in mmdet's ``Mask2Former`` detector.
 """
@@ -165,7 +166,7 @@ def peer_config_path(peer: str) -> str:
 
 #: our backbones that are faster versions of an mmseg class -> that class (same arguments
 #: and parameter names); a peer builds the mmseg class, its own implementation
-MMSEG_BACKBONES = {'SwinTransformerSDPA': 'SwinTransformer'}
+MMSEG_BACKBONES = {'ResNetFoldedBN': 'ResNet', 'SwinTransformerSDPA': 'SwinTransformer'}
 
 
 def _scoped(cfg: Mapping[str, Any]) -> Dict[str, Any]:

@@ -28,7 +28,7 @@ def num_params(model: torch.nn.Module) -> float:
 
 def tiny_backbone(backbone: dict) -> dict:
     """Overrides that shrink a config's backbone (same family, few and narrow layers)."""
-    if backbone['type'] in ('ResNet', 'ResNetV1c', 'ResNetV1d'):
+    if backbone['type'] in ('ResNet', 'ResNetFoldedBN', 'ResNetV1c', 'ResNetV1d'):
         return {
             'model.backbone.depth': 18,
             'model.backbone.base_channels': 8,

@@ -111,18 +111,23 @@ def test_peer_config_refuses_other_heads():
         mask2former_peer_config(tiny_model_cfg(), 'hf')
 
 
-def test_swin_peer_builds_mmseg_swin_and_gives_same_logits():
-    """Our SwinTransformerSDPA config gives the peer mmseg's own SwinTransformer."""
-    from mmseg.models.backbones import SwinTransformer
+@pytest.mark.parametrize('backbone', [
+    dict(type='SwinTransformerSDPA', embed_dims=8, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4),
+         window_size=3, drop_path_rate=0.0, out_indices=(0, 1, 2, 3)),
+    dict(type='ResNetFoldedBN', depth=18, base_channels=8, stem_channels=8,
+         out_indices=(0, 1, 2, 3), norm_cfg=dict(type='BN', requires_grad=True)),
+], ids=['swin', 'resnet'])
+def test_faster_backbone_peer_builds_the_mmseg_class_and_gives_same_logits(backbone):
+    """Our faster backbones give the peer mmseg's own class (MMSEG_BACKBONES)."""
+    from mmseg.models import backbones as mmseg_backbones
 
-    from mmseg_maskformer.models.backbones import SwinTransformerSDPA
+    from mmseg_maskformer.converters.mmdet import MMSEG_BACKBONES
+    from mmseg_maskformer.models import backbones as our_backbones
     cfg = tiny_model_cfg()
-    cfg.backbone = dict(type='SwinTransformerSDPA', embed_dims=8, depths=(2, 2, 2, 2),
-                        num_heads=(1, 2, 2, 4), window_size=3, drop_path_rate=0.0,
-                        out_indices=(0, 1, 2, 3))
+    cfg.backbone = backbone
     ours, theirs = build_pair('mmseg', cfg)
-    assert type(ours.backbone) is SwinTransformerSDPA
-    assert type(theirs.backbone) is SwinTransformer
+    assert type(ours.backbone) is getattr(our_backbones, backbone['type'])
+    assert type(theirs.backbone) is getattr(mmseg_backbones, MMSEG_BACKBONES[backbone['type']])
     inputs = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         our_cls, our_masks = ours.decode_head(ours.extract_feat(inputs))

@@ -210,7 +210,7 @@ def hf_config_from_ours(model_cfg: Dict[str, Any]) -> Any:
                          f'config {pixel["num_groups"]} groups; set '
                          'model.decode_head.pixel_decoder.num_groups=32 with --cfg-options')
     bb = model_cfg['backbone']
-    if bb['type'] == 'ResNet':
+    if bb['type'] in ('ResNet', 'ResNetFoldedBN'):
         depths = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
         expansion = 1 if bb['depth'] < 50 else 4
         base = bb.get('base_channels', 64)

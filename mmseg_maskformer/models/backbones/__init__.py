@@ -1,4 +1,5 @@
-"""Backbones: faster versions of mmseg's, with their parameter names."""
+"""Backbones: faster versions of mmseg's, with their arguments and parameter names."""
+from .resnet import ResNetFoldedBN
 from .swin import SwinTransformerSDPA
 
-__all__ = ['SwinTransformerSDPA']
+__all__ = ['ResNetFoldedBN', 'SwinTransformerSDPA']
