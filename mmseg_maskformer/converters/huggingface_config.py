@@ -31,7 +31,7 @@ _RESNET_DEPTHS = {('basic', (2, 2, 2, 2)): 18, ('basic', (3, 4, 6, 3)): 34,
 
 
 def _swin_backbone(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """``SwinTransformerSDPA``'s (mmseg ``SwinTransformer``'s) arguments of a Hugging Face Swin config."""
+    """Arguments of ``SwinTransformerSDPA`` (mmseg Swin's) for a Hugging Face Swin config."""
     if cfg.get('use_absolute_embeddings'):
         raise ValueError('Swin with absolute position embeddings is not supported')
     depths = list(cfg['depths'])
