@@ -58,7 +58,8 @@ def sample_uncertain_points(logits: Tensor,
 
     ``int(num_points * oversample_ratio)`` candidates are drawn uniformly, the
     ``int(importance_sample_ratio * num_points)`` most uncertain of them are
-    kept and the rest of the ``num_points`` are drawn uniformly again.
+    kept (in no particular order) and the rest of the ``num_points`` are drawn
+    uniformly again.
 
     Args:
         logits: Coarse mask logits, shape (R, 1, H, W).
@@ -83,7 +84,9 @@ def sample_uncertain_points(logits: Tensor,
     uncertainty = uncertainty_fn(point_sample(logits, candidates))[:, 0, :]
     num_uncertain = int(importance_sample_ratio * num_points)
     num_random = num_points - num_uncertain
-    top_idx = torch.topk(uncertainty, k=num_uncertain, dim=1).indices
+    # the set of the most uncertain candidates, in no particular order (half the time of a
+    # sorted top-k; the losses sum over points)
+    top_idx = torch.topk(uncertainty, k=num_uncertain, dim=1, sorted=False).indices
     points = torch.gather(candidates, 1, top_idx.unsqueeze(-1).expand(-1, -1, 2))
     if num_random > 0:
         rand = torch.rand(num_masks, num_random, 2, device=device, generator=generator)
