@@ -171,6 +171,7 @@ class MSDeformAttnCPUFunction(torch.autograd.Function):
         value, shapes, starts, locations, weights = ctx.saved_tensors
         b, s, m, d, q, num_levels, num_points = ctx.dims
         grad_out = grad_out.contiguous()
+        value = value.transpose(1, 2).contiguous()  # head-major, as the backward reads it
         grad_value = torch.zeros_like(value)
         grad_locations = torch.zeros_like(locations)
         grad_weights = torch.zeros_like(weights)
@@ -179,7 +180,7 @@ class MSDeformAttnCPUFunction(torch.autograd.Function):
                                        grad_value, grad_locations, grad_weights)]
         _run_split(lambda lo, hi: backward(*ptrs, s, m, d, q, num_levels, num_points, lo, hi),
                    b * m)
-        return grad_value, None, grad_locations, grad_weights
+        return grad_value.transpose(1, 2), None, grad_locations, grad_weights
 
 
 def ms_deform_attn_cpu(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
