@@ -99,6 +99,9 @@ def _load() -> Optional[ctypes.CDLL]:
                 backward = getattr(library, f'msda_backward_{suffix}')
                 backward.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 8
                 backward.restype = None
+                from_proj = getattr(library, f'msda_forward_proj_{suffix}')
+                from_proj.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 8
+                from_proj.restype = None
             _library = library
         except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as err:
             _failure = str(err)
@@ -204,3 +207,61 @@ def ms_deform_attn_cpu(value: Tensor, spatial_shapes: Tensor, sampling_locations
         raise RuntimeError(f'the compiled CPU kernel is not available: {_failure}')
     return MSDeformAttnCPUFunction.apply(value, spatial_shapes, sampling_locations,
                                          attention_weights)
+
+
+def ms_deform_attn_cpu_from_projections(value: Tensor, spatial_shapes: Tensor,
+                                        reference_points: Tensor, projections: Tensor,
+                                        num_heads: int, num_points: int) -> Tensor:
+    """Compiled deformable attention from the raw projections, without gradients.
+
+    The same result as normalising the offsets (:func:`normalise_offsets`), adding
+    the reference points, taking the softmax of each head's L * P logits and
+    calling :func:`ms_deform_attn_cpu`, but the locations and weights are formed
+    inside the kernel per query and head, with no (B, Q, M, L, P) tensors.
+
+    Args:
+        value: Shape (B, S, M, D), float32 or float64.
+        spatial_shapes: Shape (L, 2), int64.
+        reference_points: Normalised ``(x, y)``, shape (B, Q, L, 2).
+        projections: Per query the sampling offsets in pixels, ordered (head,
+            level, point, xy), then the attention logits, ordered (head, level *
+            point): shape (B, Q, M * L * P * 3).
+        num_heads: M.
+        num_points: P.
+
+    Returns:
+        Shape (B, Q, M * D).
+
+    Raises:
+        RuntimeError: When the kernel is not available, or a tensor requires grad.
+        ValueError: On inconsistent shapes or an unsupported dtype.
+    """
+    if not kernel_available():
+        raise RuntimeError(f'the compiled CPU kernel is not available: {_failure}')
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (value, reference_points,
+                                                                   projections)):
+        raise RuntimeError('ms_deform_attn_cpu_from_projections has no backward')
+    if value.dtype not in _DTYPES or {reference_points.dtype, projections.dtype} != {
+            value.dtype}:
+        raise ValueError('value, reference_points and projections must share a float32 or '
+                         f'float64 dtype, got {value.dtype}, {reference_points.dtype}, '
+                         f'{projections.dtype}')
+    b, s, m, d = value.shape
+    num_levels = spatial_shapes.shape[0]
+    q = reference_points.shape[1]
+    if (m != num_heads or tuple(reference_points.shape) != (b, q, num_levels, 2) or
+            tuple(projections.shape) != (b, q, m * num_levels * num_points * 3)):
+        raise ValueError(f'inconsistent shapes: value {tuple(value.shape)}, reference points '
+                         f'{tuple(reference_points.shape)}, projections '
+                         f'{tuple(projections.shape)} for {num_heads} heads, {num_levels} '
+                         f'levels, {num_points} points')
+    value, reference_points, projections = (t.contiguous() for t in (value, reference_points,
+                                                                    projections))
+    shapes = spatial_shapes.to('cpu', torch.int64).contiguous()
+    sizes = shapes[:, 0] * shapes[:, 1]
+    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    out = value.new_empty(b, q, m, d)
+    kernel = getattr(_library, f'msda_forward_proj_{_DTYPES[value.dtype]}')
+    ptrs = [t.data_ptr() for t in (value, shapes, starts, reference_points, projections, out)]
+    _run_split(lambda lo, hi: kernel(*ptrs, s, m, d, q, num_levels, num_points, lo, hi), b * q)
+    return out.view(b, q, m * d)

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cpu_kernel import kernel_available, ms_deform_attn_cpu
+from .cpu_kernel import (kernel_available, ms_deform_attn_cpu,
+                         ms_deform_attn_cpu_from_projections)
 
 
 def ms_deform_attn_core(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
@@ -292,6 +293,10 @@ class MSDeformAttn(nn.Module):
         if padding_mask is not None:
             value = value.masked_fill(padding_mask[..., None], 0.0)
         value = value.view(b, s, m, self.embed_dims // m)
+        if (self.use_cpu_kernel and value.device.type == 'cpu' and kernel_available() and
+                not self._records_graph(query, value, reference_points)):
+            return self.output_proj(self._cpu_kernel_from_projections(
+                query, value, reference_points, spatial_shapes))
         offsets = normalise_offsets(self.sampling_offsets(query), spatial_shapes, m, p)
         locations = reference_points[:, :, None, :, None, :] + offsets.view(b, q, m, lv, p, 2)
         weights = softmax_short_last(self.attention_weights(query).view(b, q, m, lv * p)).view(
@@ -306,6 +311,25 @@ class MSDeformAttn(nn.Module):
         else:
             out = ms_deform_attn_gather(value, spatial_shapes, locations, weights)
         return self.output_proj(out)
+
+    def _records_graph(self, *inputs: Tensor) -> bool:
+        """Whether autograd would record the attention (a gradient may be needed)."""
+        return torch.is_grad_enabled() and (any(t.requires_grad for t in inputs) or any(
+            p.requires_grad for p in self.parameters()))
+
+    def _cpu_kernel_from_projections(self, query: Tensor, value: Tensor,
+                                     reference_points: Tensor, spatial_shapes: Tensor) -> Tensor:
+        """Inference: one projection for offsets and logits, the rest in the kernel."""
+        weight = torch.cat([self.sampling_offsets.weight, self.attention_weights.weight])
+        bias = torch.cat([self.sampling_offsets.bias, self.attention_weights.bias])
+        projections = F.linear(query, weight, bias)
+        dtype = value.dtype
+        # fp16/bf16 are sampled in fp32: low-precision coordinates are off by up to a pixel
+        compute = torch.float64 if dtype == torch.float64 else torch.float32
+        out = ms_deform_attn_cpu_from_projections(
+            value.to(compute), spatial_shapes, reference_points.to(compute),
+            projections.to(compute), self.num_heads, self.num_points)
+        return out.to(dtype)
 
     @staticmethod
     def _cpu_kernel(value: Tensor, spatial_shapes: Tensor, locations: Tensor,

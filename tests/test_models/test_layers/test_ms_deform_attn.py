@@ -8,7 +8,8 @@ from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 from bilinear_reference import bilinear_zero_pad
 from mmseg_maskformer.models.layers import ms_deform_attn as msda_module
 from mmseg_maskformer.models.layers.cpu_kernel import (kernel_available, kernel_failure,
-                                                       ms_deform_attn_cpu)
+                                                       ms_deform_attn_cpu,
+                                                       ms_deform_attn_cpu_from_projections)
 from mmseg_maskformer.models.layers.ms_deform_attn import (MSDeformAttn, flatten_levels,
                                                            ms_deform_attn_core,
                                                            ms_deform_attn_gather,
@@ -206,7 +207,8 @@ def test_gather_low_precision_samples_in_fp32(dtype):
 
 def _record_cores(monkeypatch):
     calls = []
-    for name in ('ms_deform_attn_core', 'ms_deform_attn_gather', 'ms_deform_attn_cpu'):
+    for name in ('ms_deform_attn_core', 'ms_deform_attn_gather', 'ms_deform_attn_cpu',
+                 'ms_deform_attn_cpu_from_projections'):
         original = getattr(msda_module, name)
         monkeypatch.setattr(msda_module, name,
                             lambda *a, _n=name, _f=original: calls.append(_n) or _f(*a))
@@ -215,10 +217,11 @@ def _record_cores(monkeypatch):
 
 @pytest.mark.parametrize('use_cpu_kernel,expected', [
     (False, ['ms_deform_attn_core', 'ms_deform_attn_gather']),
-    (True, ['ms_deform_attn_cpu', 'ms_deform_attn_cpu']),
+    (True, ['ms_deform_attn_cpu', 'ms_deform_attn_cpu_from_projections']),
 ])
 def test_module_dispatch(use_cpu_kernel, expected, monkeypatch):
-    """Kernel off: the gather without gradients, the reference with; on: the kernel."""
+    """Kernel off: the gather without gradients, the reference with; on: the kernel, from
+    the projections without gradients."""
     require_cpu_kernel()
     calls = _record_cores(monkeypatch)
     torch.manual_seed(0)
@@ -368,3 +371,64 @@ def test_normalise_offsets_equals_broadcast_division():
     got = normalise_offsets(offsets, shapes, m, p)
     assert got.shape == offsets.shape
     assert torch.equal(got.view(b, q, m, lv, p, 2), expected)  # the same quotients, bit for bit
+
+
+def _projection_inputs(dtype, b=2, q=7, m=2, p=3, shapes=SHAPES, seed=0):
+    """Value, reference points and raw projections (offsets in pixels, then logits)."""
+    gen = torch.Generator().manual_seed(seed)
+    num_levels = len(shapes)
+    s = sum(h * w for h, w in shapes)
+    value = torch.randn(b, s, m, 4, generator=gen, dtype=dtype)
+    ref = torch.rand(b, q, num_levels, 2, generator=gen, dtype=dtype)
+    offsets = torch.randn(b, q, m * num_levels * p * 2, generator=gen, dtype=dtype) * 3
+    logits = torch.randn(b, q, m * num_levels * p, generator=gen, dtype=dtype) * 2
+    return value, torch.as_tensor(shapes), ref, offsets, logits
+
+
+@pytest.mark.parametrize('dtype,atol', [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+def test_kernel_from_projections_equals_the_unfused_path(dtype, atol):
+    """Offsets normalised and added, softmax per head, then the kernel; in one call."""
+    require_cpu_kernel()
+    m, p = 2, 3
+    value, shapes, ref, offsets, logits = _projection_inputs(dtype, m=m, p=p)
+    b, q, num_levels = ref.shape[0], ref.shape[1], len(SHAPES)
+    locations = ref[:, :, None, :, None, :] + normalise_offsets(offsets, shapes, m, p).view(
+        b, q, m, num_levels, p, 2)
+    assert bool((locations < 0).any()) and bool((locations > 1).any())  # edges and outside
+    weights = logits.view(b, q, m, num_levels * p).softmax(-1).view(b, q, m, num_levels, p)
+    want = ms_deform_attn_cpu(value, shapes, locations, weights)
+    got = ms_deform_attn_cpu_from_projections(value, shapes, ref,
+                                              torch.cat([offsets, logits], -1), m, p)
+    assert got.shape == want.shape == (b, q, m * 4)
+    torch.testing.assert_close(got, want, rtol=0, atol=atol)
+
+
+def test_kernel_from_projections_refuses_gradients_and_bad_inputs():
+    require_cpu_kernel()
+    value, shapes, ref, offsets, logits = _projection_inputs(torch.float32)
+    proj = torch.cat([offsets, logits], -1)
+    with pytest.raises(RuntimeError, match='no backward'):
+        ms_deform_attn_cpu_from_projections(value, shapes, ref, proj.requires_grad_(), 2, 3)
+    proj = proj.detach()
+    with pytest.raises(ValueError, match='dtype'):
+        ms_deform_attn_cpu_from_projections(value, shapes, ref.double(), proj, 2, 3)
+    with pytest.raises(ValueError, match='inconsistent shapes'):
+        ms_deform_attn_cpu_from_projections(value, shapes, ref, proj[..., 1:], 2, 3)
+    with pytest.raises(ValueError, match='inconsistent shapes'):
+        ms_deform_attn_cpu_from_projections(value, shapes, ref, proj, 2, 4)
+
+
+def test_module_without_gradients_uses_one_projection_and_matches(monkeypatch):
+    """The inference path gives the module's training-path output in float64."""
+    require_cpu_kernel()
+    calls = _record_cores(monkeypatch)
+    torch.manual_seed(0)
+    attn = MSDeformAttn(embed_dims=8, num_levels=3, num_heads=2, num_points=3).double()
+    torch.nn.init.normal_(attn.sampling_offsets.weight, std=0.5)
+    torch.nn.init.normal_(attn.attention_weights.weight, std=0.5)
+    inputs = [t.double() if t.is_floating_point() else t for t in _module_inputs(4)]
+    with torch.no_grad():
+        fast = attn(*inputs)
+    slow = attn(*inputs)
+    assert calls == ['ms_deform_attn_cpu_from_projections', 'ms_deform_attn_cpu']
+    torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-12)

@@ -5,12 +5,16 @@
 
 #define SCALAR float
 #define NAME(x) x##_f32
+#define EXP expf
 #include "ms_deform_attn_cpu_impl.h"
 #undef SCALAR
 #undef NAME
+#undef EXP
 
 #define SCALAR double
 #define NAME(x) x##_f64
+#define EXP exp
 #include "ms_deform_attn_cpu_impl.h"
 #undef SCALAR
 #undef NAME
+#undef EXP

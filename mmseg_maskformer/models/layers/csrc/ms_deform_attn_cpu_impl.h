@@ -1,7 +1,7 @@
 /* Multi-scale deformable attention on CPU: the body of the float and double kernels.
  *
- * Included twice by ms_deform_attn_cpu.c with SCALAR (float / double) and NAME(x)
- * defined. Layouts (all contiguous, row-major):
+ * Included twice by ms_deform_attn_cpu.c with SCALAR (float / double), NAME(x) and EXP
+ * (its exp) defined. Layouts (all contiguous, row-major):
  *   value       (B, S, M, D)           S = sum_l H_l * W_l, levels concatenated
  *   shapes      (L, 2) int64           (H_l, W_l)
  *   starts      (L,) int64             first position of level l in S
@@ -97,6 +97,54 @@ void NAME(msda_forward)(const SCALAR *value, const int64_t *shapes, const int64_
                     else
                         NAME(sample_point)(o, vl, loc + 2 * (idx + p), attn[idx + p], H, W,
                                            M * D, D);
+                }
+            }
+        }
+    }
+}
+
+/* Inference forward from the projections (no gradients): the sampling locations and
+ * the attention weights are formed here, per query and head, instead of in separate
+ * passes over (B, Q, M, L, P) tensors.
+ *   ref    (B, Q, L, 2)                  reference points, normalised (x, y)
+ *   proj   (B, Q, M * L * P * 3)         per query: the offsets in pixels, ordered
+ *                                        (head, level, point, xy), then the attention
+ *                                        logits, ordered (head, level * point)
+ * location = ref + offset / (W_l, H_l); weights = softmax of a head's L * P logits. */
+void NAME(msda_forward_proj)(const SCALAR *value, const int64_t *shapes,
+                             const int64_t *starts, const SCALAR *ref, const SCALAR *proj,
+                             SCALAR *out, int64_t S, int64_t M, int64_t D, int64_t Q,
+                             int64_t L, int64_t P, int64_t begin, int64_t end) {
+    const int64_t K = L * P;
+    SCALAR weight[K];
+    for (int64_t bq = begin; bq < end; ++bq) {
+        const int64_t b = bq / Q;
+        const SCALAR *vb = value + b * S * M * D;
+        const SCALAR *offsets = proj + bq * M * K * 3;
+        const SCALAR *logits = offsets + M * K * 2;
+        const SCALAR *r = ref + bq * L * 2;
+        for (int64_t m = 0; m < M; ++m) {
+            const SCALAR *lg = logits + m * K;
+            SCALAR top = lg[0], sum = 0;
+            for (int64_t k = 1; k < K; ++k) top = lg[k] > top ? lg[k] : top;
+            for (int64_t k = 0; k < K; ++k) {
+                weight[k] = EXP(lg[k] - top);
+                sum += weight[k];
+            }
+            SCALAR *o = out + (bq * M + m) * D;
+            for (int64_t d = 0; d < D; ++d) o[d] = 0;
+            for (int64_t l = 0; l < L; ++l) {
+                const int64_t H = shapes[2 * l], W = shapes[2 * l + 1];
+                const SCALAR *vl = vb + starts[l] * M * D + m * D;
+                for (int64_t p = 0; p < P; ++p) {
+                    const SCALAR *off = offsets + ((m * L + l) * P + p) * 2;
+                    const SCALAR loc[2] = {r[2 * l] + off[0] / (SCALAR)W,
+                                           r[2 * l + 1] + off[1] / (SCALAR)H};
+                    const SCALAR a = weight[l * P + p] / sum;
+                    if (D == 32)
+                        NAME(sample_point)(o, vl, loc, a, H, W, M * D, 32);
+                    else
+                        NAME(sample_point)(o, vl, loc, a, H, W, M * D, D);
                 }
             }
         }
