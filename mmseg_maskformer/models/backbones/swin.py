@@ -14,8 +14,11 @@ to float rounding. Two parts of each block's attention are replaced:
   ``index_select`` of precomputed token indices (and their reverse one more),
   instead of a pad, a roll and a permuted copy each way; the indices and the
   shifted windows' mask are built once per feature size, not at every call.
+
+The output maps are channels-last views of the normalised tokens, not NCHW
+copies.
 """
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -190,6 +193,9 @@ class SwinTransformerSDPA(SwinTransformer):
 
     Takes exactly the arguments of mmseg's ``SwinTransformer`` and has its
     state-dict keys, so a config switches between the two by ``type`` alone.
+    The output maps are mmseg's, as channels-last views of the normalised
+    tokens rather than NCHW copies (the convolutions after them run
+    channels-last anyway).
     """
 
     def __init__(self, **kwargs) -> None:
@@ -197,3 +203,17 @@ class SwinTransformerSDPA(SwinTransformer):
         for stage in self.stages:
             for block in stage.blocks:
                 SDPAShiftWindowMSA.adopt(block.attn)
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        """Maps of the ``out_indices`` stages, each (B, C_i, H_i, W_i), channels-last."""
+        x, hw_shape = self.patch_embed(x)
+        if self.use_abs_pos_embed:
+            x = x + self.absolute_pos_embed
+        x = self.drop_after_pos(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x, hw_shape, out, out_hw_shape = stage(x, hw_shape)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(out)
+                outs.append(out.view(-1, *out_hw_shape, self.num_features[i]).permute(0, 3, 1, 2))
+        return outs

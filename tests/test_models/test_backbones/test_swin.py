@@ -88,6 +88,7 @@ def test_outputs_and_gradients_equal_mmseg_in_float64(size):
     got, want = ours(x), theirs(x)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-10)
+        assert g.is_contiguous(memory_format=torch.channels_last)
     grads = [torch.randn_like(w) for w in want]
     params = dict(theirs.named_parameters())
     g_ours = torch.autograd.grad(got, list(ours.parameters()), grads)
