@@ -134,6 +134,21 @@ class _TracedMSDeformAttnCore(torch.autograd.Function):
 _ORIGINAL_CORE = ms_deform_attn.ms_deform_attn_core
 
 
+def _traced_from_projections(value: Tensor, spatial_shapes: Tensor, reference_points: Tensor,
+                             projections: Tensor, num_heads: int, num_points: int) -> Tensor:
+    """The inference kernel's computation, its sampling traced as ``MSDA_OP``."""
+    b, q, _ = projections.shape
+    levels = spatial_shapes.shape[0]
+    split = num_heads * levels * num_points * 2
+    offsets = ms_deform_attn.normalise_offsets(projections[..., :split], spatial_shapes,
+                                               num_heads, num_points)
+    locations = reference_points[:, :, None, :, None, :] + offsets.view(
+        b, q, num_heads, levels, num_points, 2)
+    weights = projections[..., split:].reshape(b, q, num_heads, levels * num_points).softmax(
+        -1).view(b, q, num_heads, levels, num_points)
+    return _TracedMSDeformAttnCore.apply(value, spatial_shapes, locations, weights)
+
+
 @contextlib.contextmanager
 def traced_ms_deform_attn() -> Iterator[None]:
     """Within the block, ``MSDeformAttn`` traces any of its cores as the op ``MSDA_OP``."""
@@ -142,7 +157,9 @@ def traced_ms_deform_attn() -> Iterator[None]:
             mock.patch.object(ms_deform_attn, 'ms_deform_attn_gather',
                               _TracedMSDeformAttnCore.apply), \
             mock.patch.object(ms_deform_attn, 'ms_deform_attn_cpu',
-                              _TracedMSDeformAttnCore.apply):
+                              _TracedMSDeformAttnCore.apply), \
+            mock.patch.object(ms_deform_attn, 'ms_deform_attn_cpu_from_projections',
+                              _traced_from_projections):
         yield
 
 
