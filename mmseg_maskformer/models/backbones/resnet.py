@@ -12,6 +12,8 @@ in the backward pass, where the folded scale reaches ``W`` (and ``gamma``,
 ``beta`` if they train) through autograd. A BatchNorm in training mode (batch
 statistics) runs as usual.
 """
+from typing import Callable
+
 import torch
 from mmseg.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from torch import Tensor, nn
@@ -66,22 +68,26 @@ def sequential_conv_norm(layers: nn.Sequential, x: Tensor) -> Tensor:
     return x
 
 
-def _identity(block: nn.Module, x: Tensor) -> Tensor:
-    return x if block.downsample is None else sequential_conv_norm(block.downsample, x)
+def _block_forward(block: nn.Module, residual: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``relu(residual(x) + shortcut(x))``, checkpointed as mmseg's blocks with ``with_cp``."""
+    def inner(x: Tensor) -> Tensor:
+        out = residual(x)
+        out += x if block.downsample is None else sequential_conv_norm(block.downsample, x)
+        return out
+
+    out = cp.checkpoint(inner, x) if block.with_cp and x.requires_grad else inner(x)
+    return block.relu(out)
 
 
 class FoldedBasicBlock(BasicBlock):
     """mmseg's ``BasicBlock`` with :func:`conv_norm` pairs."""
 
     def forward(self, x: Tensor) -> Tensor:
-        def inner(x: Tensor) -> Tensor:
-            out = self.relu(conv_norm(self.conv1, self.norm1, x))
-            out = conv_norm(self.conv2, self.norm2, out)
-            out += _identity(self, x)
-            return out
+        return _block_forward(self, self._residual, x)
 
-        out = cp.checkpoint(inner, x) if self.with_cp and x.requires_grad else inner(x)
-        return self.relu(out)
+    def _residual(self, x: Tensor) -> Tensor:
+        out = self.relu(conv_norm(self.conv1, self.norm1, x))
+        return conv_norm(self.conv2, self.norm2, out)
 
 
 class FoldedBottleneck(Bottleneck):
@@ -90,16 +96,12 @@ class FoldedBottleneck(Bottleneck):
     def forward(self, x: Tensor) -> Tensor:
         if self.with_plugins:
             return super().forward(x)
+        return _block_forward(self, self._residual, x)
 
-        def inner(x: Tensor) -> Tensor:
-            out = self.relu(conv_norm(self.conv1, self.norm1, x))
-            out = self.relu(conv_norm(self.conv2, self.norm2, out))
-            out = conv_norm(self.conv3, self.norm3, out)
-            out += _identity(self, x)
-            return out
-
-        out = cp.checkpoint(inner, x) if self.with_cp and x.requires_grad else inner(x)
-        return self.relu(out)
+    def _residual(self, x: Tensor) -> Tensor:
+        out = self.relu(conv_norm(self.conv1, self.norm1, x))
+        out = self.relu(conv_norm(self.conv2, self.norm2, out))
+        return conv_norm(self.conv3, self.norm3, out)
 
 
 @MODELS.register_module()

@@ -39,6 +39,7 @@ FROZEN = dict(norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True)
     dict(depth=50, **FROZEN),  # the recipes' frozen backbone
     dict(depth=18, **FROZEN),
     dict(depth=50, deep_stem=True, avg_down=True, **FROZEN),  # V1d stem and shortcut
+    dict(depth=50, with_cp=True, **FROZEN),  # activation checkpointing
     dict(depth=18, norm_eval=True),  # eval-mode norms whose affine parameters train
     dict(depth=18),  # training-mode norms: batch statistics, not folded
 ])
