@@ -2,8 +2,10 @@
 
 On CPU, :class:`MSDeformAttn` runs a compiled C kernel (forward and backward,
 :mod:`.cpu_kernel`; about 8x faster forward and 7x faster forward + backward than
-the reference below at the models' sizes, see ``docs/benchmarks.md``); on CUDA
-tensors, mmcv's compiled kernel when it is available.
+the reference below at the models' sizes, see ``docs/benchmarks.md``); without
+gradients it takes the raw offset and logit projections and forms the sampling
+locations and the softmax inside the kernel. On CUDA tensors, mmcv's compiled
+kernel when it is available.
 Otherwise, two pure-PyTorch cores compute the same sum, on any device:
 
 - :func:`ms_deform_attn_core`: one ``grid_sample`` per level, then the weighted
@@ -221,6 +223,8 @@ class MSDeformAttn(nn.Module):
         use_cuda_kernel: Use mmcv's kernel for CUDA tensors when available.
         use_cpu_kernel: Use the compiled kernel for CPU tensors when it can be
             built (:mod:`.cpu_kernel`); fp16/bf16 inputs are sampled in fp32.
+            Without gradients it runs from one projection of the offsets and
+            logits (:func:`~.cpu_kernel.ms_deform_attn_cpu_from_projections`).
     """
 
     def __init__(self,
