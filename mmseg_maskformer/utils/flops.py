@@ -137,15 +137,10 @@ _ORIGINAL_CORE = ms_deform_attn.ms_deform_attn_core
 def _traced_from_projections(value: Tensor, spatial_shapes: Tensor, reference_points: Tensor,
                              projections: Tensor, num_heads: int, num_points: int) -> Tensor:
     """The inference kernel's computation, its sampling traced as ``MSDA_OP``."""
-    b, q, _ = projections.shape
-    levels = spatial_shapes.shape[0]
-    split = num_heads * levels * num_points * 2
-    offsets = ms_deform_attn.normalise_offsets(projections[..., :split], spatial_shapes,
-                                               num_heads, num_points)
-    locations = reference_points[:, :, None, :, None, :] + offsets.view(
-        b, q, num_heads, levels, num_points, 2)
-    weights = projections[..., split:].reshape(b, q, num_heads, levels * num_points).softmax(
-        -1).view(b, q, num_heads, levels, num_points)
+    split = num_heads * spatial_shapes.shape[0] * num_points * 2
+    locations, weights = ms_deform_attn.sampling_locations_and_weights(
+        reference_points, projections[..., :split], projections[..., split:].contiguous(),
+        spatial_shapes, num_heads, num_points)
     return _TracedMSDeformAttnCore.apply(value, spatial_shapes, locations, weights)
 
 

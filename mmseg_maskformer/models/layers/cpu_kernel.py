@@ -141,12 +141,17 @@ def _run_split(fn: Callable[[int, int], None], total: int) -> None:
         future.result()
 
 
+def _shapes_and_starts(spatial_shapes: Tensor) -> Tuple[Tensor, Tensor]:
+    """The (L, 2) level sizes and the (L,) level starts in S, int64 on CPU."""
+    shapes = spatial_shapes.to('cpu', torch.int64).contiguous()
+    sizes = shapes[:, 0] * shapes[:, 1]
+    return shapes, torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+
+
 def _prepare(value: Tensor, spatial_shapes: Tensor, locations: Tensor,
              weights: Tensor) -> Tuple[List[Tensor], Tuple[int, ...]]:
     value, locations, weights = (t.contiguous() for t in (value, locations, weights))
-    shapes = spatial_shapes.to('cpu', torch.int64).contiguous()
-    sizes = shapes[:, 0] * shapes[:, 1]
-    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    shapes, starts = _shapes_and_starts(spatial_shapes)
     b, s, m, d = value.shape
     _, q, _, num_levels, num_points, _ = locations.shape
     return [value, shapes, starts, locations, weights], (b, s, m, d, q, num_levels, num_points)
@@ -257,9 +262,7 @@ def ms_deform_attn_cpu_from_projections(value: Tensor, spatial_shapes: Tensor,
                          f'levels, {num_points} points')
     value, reference_points, projections = (t.contiguous() for t in (value, reference_points,
                                                                     projections))
-    shapes = spatial_shapes.to('cpu', torch.int64).contiguous()
-    sizes = shapes[:, 0] * shapes[:, 1]
-    starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+    shapes, starts = _shapes_and_starts(spatial_shapes)
     out = value.new_empty(b, q, m, d)
     kernel = getattr(_library, f'msda_forward_proj_{_DTYPES[value.dtype]}')
     ptrs = [t.data_ptr() for t in (value, shapes, starts, reference_points, projections, out)]

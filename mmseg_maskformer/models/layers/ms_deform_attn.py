@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from .cpu_kernel import (kernel_available, ms_deform_attn_cpu,
                          ms_deform_attn_cpu_from_projections)
+from .transformer import needs_graph
 
 
 def ms_deform_attn_core(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
@@ -203,6 +204,33 @@ def normalise_offsets(offsets: Tensor, spatial_shapes: Tensor, num_heads: int,
     return offsets / divisor.reshape(-1)
 
 
+def sampling_locations_and_weights(reference_points: Tensor, offsets: Tensor, logits: Tensor,
+                                   spatial_shapes: Tensor, num_heads: int,
+                                   num_points: int) -> Tuple[Tensor, Tensor]:
+    """Sampling locations and attention weights from the two projections.
+
+    Args:
+        reference_points: Normalised ``(x, y)`` per level, shape (B, Q, L, 2).
+        offsets: Offsets in pixels, shape (B, Q, M * L * P * 2), ordered (head,
+            level, point, xy).
+        logits: Attention logits, shape (B, Q, M * L * P), ordered (head, level
+            * point).
+        spatial_shapes: Level sizes ``(H_l, W_l)``, shape (L, 2).
+        num_heads: M.
+        num_points: P.
+
+    Returns:
+        Locations ``reference + offset / (W_l, H_l)``, shape (B, Q, M, L, P, 2),
+        and the softmax of each head's L * P logits, shape (B, Q, M, L, P).
+    """
+    b, q, levels, _ = reference_points.shape
+    offsets = normalise_offsets(offsets, spatial_shapes, num_heads, num_points)
+    locations = reference_points[:, :, None, :, None, :] + offsets.view(
+        b, q, num_heads, levels, num_points, 2)
+    weights = softmax_short_last(logits.view(b, q, num_heads, levels * num_points))
+    return locations, weights.view(b, q, num_heads, levels, num_points)
+
+
 def _mmcv_kernel_available() -> bool:
     try:
         from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction  # noqa
@@ -298,13 +326,12 @@ class MSDeformAttn(nn.Module):
             value = value.masked_fill(padding_mask[..., None], 0.0)
         value = value.view(b, s, m, self.embed_dims // m)
         if (self.use_cpu_kernel and value.device.type == 'cpu' and kernel_available() and
-                not self._records_graph(query, value, reference_points)):
+                not needs_graph([query, value, reference_points], self)):
             return self.output_proj(self._cpu_kernel_from_projections(
                 query, value, reference_points, spatial_shapes))
-        offsets = normalise_offsets(self.sampling_offsets(query), spatial_shapes, m, p)
-        locations = reference_points[:, :, None, :, None, :] + offsets.view(b, q, m, lv, p, 2)
-        weights = softmax_short_last(self.attention_weights(query).view(b, q, m, lv * p)).view(
-            b, q, m, lv, p)
+        locations, weights = sampling_locations_and_weights(
+            reference_points, self.sampling_offsets(query), self.attention_weights(query),
+            spatial_shapes, m, p)
         if self.use_cuda_kernel and value.is_cuda:
             out = self._cuda_kernel(value, spatial_shapes, level_start_index, locations, weights)
         elif self.use_cpu_kernel and value.device.type == 'cpu' and kernel_available():
@@ -315,11 +342,6 @@ class MSDeformAttn(nn.Module):
         else:
             out = ms_deform_attn_gather(value, spatial_shapes, locations, weights)
         return self.output_proj(out)
-
-    def _records_graph(self, *inputs: Tensor) -> bool:
-        """Whether autograd would record the attention (a gradient may be needed)."""
-        return torch.is_grad_enabled() and (any(t.requires_grad for t in inputs) or any(
-            p.requires_grad for p in self.parameters()))
 
     def _cpu_kernel_from_projections(self, query: Tensor, value: Tensor,
                                      reference_points: Tensor, spatial_shapes: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ names (``self_attn`` / ``multihead_attn`` with ``in_proj_weight``, ``out_proj``,
 ``norm``, ``linear1``/``linear2``) follow the official implementation so
 checkpoints convert one-to-one.
 """
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +92,7 @@ def feed_forward(x: Tensor, linear1: nn.Linear, linear2: nn.Linear, dropout: nn.
         Output (..., C_out).
     """
     rows = x.reshape(-1, x.shape[-1])
-    if _needs_graph(x, linear1, linear2) or rows.shape[0] <= chunk_rows:
+    if needs_graph([x], linear1, linear2) or rows.shape[0] <= chunk_rows:
         hidden = F.relu(linear1(rows), inplace=True)
         return linear2(dropout(hidden)).view(*x.shape[:-1], -1)
     out = rows.new_empty(rows.shape[0], linear2.out_features)
@@ -102,10 +102,11 @@ def feed_forward(x: Tensor, linear1: nn.Linear, linear2: nn.Linear, dropout: nn.
     return out.view(*x.shape[:-1], -1)
 
 
-def _needs_graph(x: Tensor, *modules: nn.Module) -> bool:
-    """Whether autograd would record an op on ``x`` and the modules' parameters."""
+def needs_graph(tensors: Sequence[Tensor], *modules: nn.Module) -> bool:
+    """Whether autograd would record an op on ``tensors`` and the modules' parameters."""
     return torch.is_grad_enabled() and (
-        x.requires_grad or any(p.requires_grad for m in modules for p in m.parameters()))
+        any(t.requires_grad for t in tensors) or
+        any(p.requires_grad for m in modules for p in m.parameters()))
 
 
 def _xavier_init(module: nn.Module) -> None:
