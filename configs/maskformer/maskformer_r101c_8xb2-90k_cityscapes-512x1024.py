@@ -4,7 +4,9 @@
 _base_ = './maskformer_r101_8xb2-90k_cityscapes-512x1024.py'
 model = dict(
     backbone=dict(
-        type='ResNetV1c',
+        type='ResNetFoldedBN',  # ResNetV1c's arguments: the deep 3x3 stem
+        deep_stem=True,
+        avg_down=False,
         stem_channels=128,
         multi_grid=(1, 2, 4),
         init_cfg=dict(type='Pretrained', checkpoint='pretrain/R-103_mmseg.pth')))

@@ -7,7 +7,9 @@
 _base_ = './maskformer_r50_8xb4-60k_coco-stuff10k-640x640.py'
 model = dict(
     backbone=dict(
-        type='ResNetV1c',
+        type='ResNetFoldedBN',  # ResNetV1c's arguments: the deep 3x3 stem
+        deep_stem=True,
+        avg_down=False,
         depth=101,
         stem_channels=128,
         multi_grid=(1, 2, 4),

@@ -40,6 +40,9 @@ FROZEN = dict(norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True)
     dict(depth=18, **FROZEN),
     dict(depth=50, deep_stem=True, avg_down=True, **FROZEN),  # V1d stem and shortcut
     dict(depth=50, with_cp=True, **FROZEN),  # activation checkpointing
+    # the R-101c configs' ResNetV1c: deep stem, dilated last stages with a multi-grid
+    dict(depth=50, deep_stem=True, avg_down=False, strides=(1, 2, 1, 1),
+         dilations=(1, 1, 2, 4), multi_grid=(1, 2, 4), contract_dilation=True, **FROZEN),
     dict(depth=18, norm_eval=True),  # eval-mode norms whose affine parameters train
     dict(depth=18),  # training-mode norms: batch statistics, not folded
 ])
