@@ -8,6 +8,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 from mmseg.structures import SegDataSample
 
+from mmseg_maskformer.converters.mmdet import MMSEG_BACKBONES
 from mmseg_maskformer.registry import DATASETS, METRICS, MODELS, TRANSFORMS
 from mmseg_maskformer.utils import INSTANCE_OFFSET
 
@@ -28,14 +29,15 @@ def num_params(model: torch.nn.Module) -> float:
 
 def tiny_backbone(backbone: dict) -> dict:
     """Overrides that shrink a config's backbone (same family, few and narrow layers)."""
-    if backbone['type'] in ('ResNet', 'ResNetFoldedBN', 'ResNetV1c', 'ResNetV1d'):
+    backbone_type = MMSEG_BACKBONES.get(backbone['type'], backbone['type'])
+    if backbone_type in ('ResNet', 'ResNetV1c', 'ResNetV1d'):
         return {
             'model.backbone.depth': 18,
             'model.backbone.base_channels': 8,
             'model.backbone.stem_channels': 8,
             'model.decode_head.in_channels': [8, 16, 32, 64],
         }
-    if backbone['type'] in ('SwinTransformer', 'SwinTransformerSDPA'):
+    if backbone_type == 'SwinTransformer':
         return {
             'model.backbone.embed_dims': 24,
             'model.backbone.depths': [2, 2, 2, 2],

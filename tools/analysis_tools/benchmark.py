@@ -199,6 +199,8 @@ def hf_config_from_ours(model_cfg: Dict[str, Any]) -> Any:
             GroupNorm groups other than 32).
     """
     import transformers
+
+    from mmseg_maskformer.converters.mmdet import MMSEG_BACKBONES
     head = model_cfg['decode_head']
     pixel, dec = head['pixel_decoder'], head['transformer_decoder']
     if head['type'] != 'Mask2FormerDecodeHead' or pixel.get('num_heads', 8) != dec.get(
@@ -210,7 +212,8 @@ def hf_config_from_ours(model_cfg: Dict[str, Any]) -> Any:
                          f'config {pixel["num_groups"]} groups; set '
                          'model.decode_head.pixel_decoder.num_groups=32 with --cfg-options')
     bb = model_cfg['backbone']
-    if bb['type'] in ('ResNet', 'ResNetFoldedBN'):
+    backbone_type = MMSEG_BACKBONES.get(bb['type'], bb['type'])  # ours -> mmseg's class
+    if backbone_type == 'ResNet':
         depths = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3]}
         expansion = 1 if bb['depth'] < 50 else 4
         base = bb.get('base_channels', 64)
@@ -219,7 +222,7 @@ def hf_config_from_ours(model_cfg: Dict[str, Any]) -> Any:
             hidden_sizes=[base * expansion * 2**i for i in range(4)],
             layer_type='basic' if expansion == 1 else 'bottleneck',
             out_features=['stage1', 'stage2', 'stage3', 'stage4'])
-    elif bb['type'] in ('SwinTransformer', 'SwinTransformerSDPA'):
+    elif backbone_type == 'SwinTransformer':
         backbone = transformers.SwinConfig(
             image_size=bb.get('pretrain_img_size', 224), embed_dim=bb['embed_dims'],
             depths=list(bb['depths']), num_heads=list(bb['num_heads']),

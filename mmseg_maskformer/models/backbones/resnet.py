@@ -104,6 +104,9 @@ class FoldedBottleneck(Bottleneck):
         return conv_norm(self.conv3, self.norm3, out)
 
 
+_FOLDED_BLOCKS = {BasicBlock: FoldedBasicBlock, Bottleneck: FoldedBottleneck}
+
+
 @MODELS.register_module()
 class ResNetFoldedBN(ResNet):
     """mmseg's ``ResNet`` with eval-mode BatchNorms folded (see the module doc).
@@ -114,11 +117,8 @@ class ResNetFoldedBN(ResNet):
     """
 
     arch_settings = {
-        18: (FoldedBasicBlock, (2, 2, 2, 2)),
-        34: (FoldedBasicBlock, (3, 4, 6, 3)),
-        50: (FoldedBottleneck, (3, 4, 6, 3)),
-        101: (FoldedBottleneck, (3, 4, 23, 3)),
-        152: (FoldedBottleneck, (3, 8, 36, 3))
+        depth: (_FOLDED_BLOCKS[block], stages)
+        for depth, (block, stages) in ResNet.arch_settings.items()
     }
 
     def forward(self, x: Tensor) -> tuple:
