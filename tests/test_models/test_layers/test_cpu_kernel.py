@@ -25,7 +25,7 @@ def test_builds_into_the_cache_once(fresh_state):
     assert len(built) == 1
     stamp = built[0].stat().st_mtime_ns
     # a second build finds it: nothing is compiled again, no temporary file is left
-    assert cpu_kernel._build(os.environ.get('CC', 'cc')) == built[0]
+    assert cpu_kernel._build(os.environ.get('CC', 'cc'), openmp=True) == built[0]
     assert built[0].stat().st_mtime_ns == stamp
     assert sorted(p.name for p in fresh_state.iterdir()) == [built[0].name]
 
@@ -59,3 +59,38 @@ def test_switched_off_by_environment(fresh_state, monkeypatch):
     monkeypatch.setenv('MMSEG_MASKFORMER_CPU_KERNEL', '0')
     assert not cpu_kernel.kernel_available()
     assert 'MMSEG_MASKFORMER_CPU_KERNEL=0' in cpu_kernel.kernel_failure()
+
+
+def test_openmp_build_shares_the_runtime_pytorch_loaded(fresh_state):
+    """One OpenMP runtime in the process: the kernel runs on PyTorch's own threads."""
+    if os.environ.get('MMSEG_MASKFORMER_CPU_KERNEL', '1') == '0':
+        pytest.skip('compiled CPU kernel switched off (MMSEG_MASKFORMER_CPU_KERNEL=0)')
+    if not os.path.exists('/proc/self/maps'):
+        pytest.skip('needs /proc/self/maps to list the loaded libraries')
+    assert cpu_kernel.kernel_available(), cpu_kernel.kernel_failure()
+    assert cpu_kernel._openmp and cpu_kernel._library.msda_openmp() == 1
+    with open('/proc/self/maps') as maps:
+        runtimes = {line.split()[-1] for line in maps if 'libgomp' in line or 'libomp' in line}
+    assert len(runtimes) == 1, runtimes
+
+
+def test_compiler_without_openmp_gives_a_threaded_build_without_it(fresh_state, monkeypatch):
+    if os.environ.get('MMSEG_MASKFORMER_CPU_KERNEL', '1') == '0':
+        pytest.skip('compiled CPU kernel switched off (MMSEG_MASKFORMER_CPU_KERNEL=0)')
+    monkeypatch.setattr(cpu_kernel, '_OPENMP_FLAGS', ['-fno-such-openmp-option'])
+    assert cpu_kernel.kernel_available(), cpu_kernel.kernel_failure()
+    assert not cpu_kernel._openmp and cpu_kernel._library.msda_openmp() == 0
+    assert len(list(fresh_state.glob('*.so'))) == 1  # the failed build left nothing
+    value = torch.randn(1, 6, 2, 4)
+    locations = torch.rand(1, 5, 2, 1, 3, 2)
+    weights = torch.rand(1, 5, 2, 1, 3)
+    shapes = torch.tensor([[2, 3]])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = cpu_kernel.ms_deform_attn_cpu(value, shapes, locations, weights)
+        torch.set_num_threads(1)
+        one = cpu_kernel.ms_deform_attn_cpu(value, shapes, locations, weights)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two) and bool(one.abs().sum() > 0)

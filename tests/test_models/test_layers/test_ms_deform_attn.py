@@ -6,6 +6,7 @@ import torch
 from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 
 from bilinear_reference import bilinear_zero_pad
+from mmseg_maskformer.models.layers import cpu_kernel
 from mmseg_maskformer.models.layers import ms_deform_attn as msda_module
 from mmseg_maskformer.models.layers.cpu_kernel import (kernel_available, kernel_failure,
                                                        ms_deform_attn_cpu,
@@ -181,19 +182,49 @@ def test_cpu_kernel_gradcheck():
                                     inputs, eps=1e-6, atol=1e-5)
 
 
-def test_cpu_kernel_splits_work_between_threads():
-    """The same result with 1 and 3 threads (work split into uneven ranges)."""
+@pytest.fixture(params=['openmp', 'python threads'])
+def kernel_threading(request, monkeypatch, tmp_path):
+    """The kernel split by OpenMP, or a build without OpenMP split by Python threads."""
     require_cpu_kernel()
+    if request.param == 'openmp':
+        if not cpu_kernel._openmp:
+            pytest.fail('the kernel was built without OpenMP: ' + cpu_kernel.kernel_failure())
+        return
+    monkeypatch.setenv('MMSEG_MASKFORMER_CACHE', str(tmp_path))
+    library = cpu_kernel._open(cpu_kernel._build(os.environ.get('CC', 'cc')))
+    assert library.msda_openmp() == 0
+    monkeypatch.setattr(cpu_kernel, '_library', library)
+    monkeypatch.setattr(cpu_kernel, '_openmp', False)
+
+
+def test_cpu_kernel_splits_work_between_threads(kernel_threading):
+    """The same outputs and gradients with 1 and 3 threads (uneven ranges)."""
     value, shapes, locations, weights = _inputs(9, dtype=torch.float64, b=3, q=7)
+    b, q, m, lv, p, _ = locations.shape
+    ref = torch.rand(b, q, lv, 2, dtype=torch.float64)
+    projections = torch.randn(b, q, m * lv * p * 3, dtype=torch.float64)
+    grad = torch.randn(b, q, value.shape[2] * value.shape[3], dtype=torch.float64)
+
+    def run():
+        inputs = [t.clone().requires_grad_(True) for t in (value, locations, weights)]
+        out = ms_deform_attn_cpu(inputs[0], shapes, inputs[1], inputs[2])
+        out.backward(grad)
+        with torch.no_grad():
+            from_proj = ms_deform_attn_cpu_from_projections(value, shapes, ref, projections,
+                                                            m, p)
+        return [out.detach(), from_proj] + [t.grad for t in inputs]
+
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = ms_deform_attn_cpu(value, shapes, locations, weights)
+        one = run()
         torch.set_num_threads(3)
-        three = ms_deform_attn_cpu(value, shapes, locations, weights)
+        three = run()
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(one, three)
+    for a, b_ in zip(one, three):
+        assert bool(a.abs().sum() > 0)
+        assert torch.equal(a, b_)
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])

@@ -14,7 +14,9 @@
  * Bilinear interpolation with zero padding, i.e. grid_sample(align_corners=False,
  * padding_mode='zeros') at 2 * loc - 1. Each call handles a range of work items so
  * that the caller can split the work between threads: (b, q) pairs for the forward,
- * (b, m) pairs for the backward (each owns a disjoint part of grad_value).
+ * (b, m) pairs for the backward (each owns a disjoint part of grad_value). The *_omp
+ * variants take the number of items and of threads instead and split the range in an
+ * OpenMP parallel region.
  */
 
 static inline void NAME(axpy)(SCALAR *restrict y, const SCALAR *restrict x, SCALAR a,
@@ -103,6 +105,15 @@ void NAME(msda_forward)(const SCALAR *value, const int64_t *shapes, const int64_
     }
 }
 
+void NAME(msda_forward_omp)(const SCALAR *value, const int64_t *shapes, const int64_t *starts,
+                            const SCALAR *loc, const SCALAR *attn, SCALAR *out, int64_t S,
+                            int64_t M, int64_t D, int64_t Q, int64_t L, int64_t P,
+                            int64_t total, int64_t threads) {
+#pragma omp parallel num_threads(threads)
+    NAME(msda_forward)(value, shapes, starts, loc, attn, out, S, M, D, Q, L, P, SPLIT_BEGIN,
+                       SPLIT_END);
+}
+
 /* Inference forward from the projections (no gradients): the sampling locations and
  * the attention weights are formed here, per query and head, instead of in separate
  * passes over (B, Q, M, L, P) tensors.
@@ -149,6 +160,15 @@ void NAME(msda_forward_proj)(const SCALAR *value, const int64_t *shapes,
             }
         }
     }
+}
+
+void NAME(msda_forward_proj_omp)(const SCALAR *value, const int64_t *shapes,
+                                 const int64_t *starts, const SCALAR *ref, const SCALAR *proj,
+                                 SCALAR *out, int64_t S, int64_t M, int64_t D, int64_t Q,
+                                 int64_t L, int64_t P, int64_t total, int64_t threads) {
+#pragma omp parallel num_threads(threads)
+    NAME(msda_forward_proj)(value, shapes, starts, ref, proj, out, S, M, D, Q, L, P,
+                            SPLIT_BEGIN, SPLIT_END);
 }
 
 /* value and grad_value are (B, M, S, D); grad_value, grad_loc and grad_attn must be
@@ -203,4 +223,14 @@ void NAME(msda_backward)(const SCALAR *value, const int64_t *shapes, const int64
             }
         }
     }
+}
+
+void NAME(msda_backward_omp)(const SCALAR *value, const int64_t *shapes, const int64_t *starts,
+                             const SCALAR *loc, const SCALAR *attn, const SCALAR *grad_out,
+                             SCALAR *grad_value, SCALAR *grad_loc, SCALAR *grad_attn,
+                             int64_t S, int64_t M, int64_t D, int64_t Q, int64_t L, int64_t P,
+                             int64_t total, int64_t threads) {
+#pragma omp parallel num_threads(threads)
+    NAME(msda_backward)(value, shapes, starts, loc, attn, grad_out, grad_value, grad_loc,
+                        grad_attn, S, M, D, Q, L, P, SPLIT_BEGIN, SPLIT_END);
 }
