@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer, SinePositionalEncoding
-from ..layers.factored_masks import FactoredMasks
+from ..layers.factored_masks import FactoredMasks, factored_product
 
 MaskPrediction = Union[Tensor, FactoredMasks]
 
@@ -149,21 +149,16 @@ class MaskedAttentionDecoder(nn.Module):
             mask_embed = self.mask_embed(decoded)
             if low_res and not last:
                 with torch.no_grad():
-                    small = mask_logits(mask_embed, low_res[attn_sizes[j]])
+                    small = factored_product(mask_embed, low_res[attn_sizes[j]])
                 attn_mask = masked_attention_mask(small, attn_sizes[j])
             if final_only and not last:
                 continue
             cls_preds.append(self.class_embed(decoded))
             mask_preds.append(FactoredMasks(mask_embed, mask_features) if factored
-                              else mask_logits(mask_embed, mask_features))
+                              else factored_product(mask_embed, mask_features))
             if not last and not low_res:
                 attn_mask = masked_attention_mask(mask_preds[-1], attn_sizes[j])
         return cls_preds, mask_preds
-
-
-def mask_logits(mask_embed: Tensor, mask_features: Tensor) -> Tensor:
-    """Mask logits ``einsum('bqc,bchw->bqhw')``: (B, Q, C) x (B, C, H, W) -> (B, Q, H, W)."""
-    return torch.einsum('bqc,bchw->bqhw', mask_embed, mask_features)
 
 
 @torch.no_grad()

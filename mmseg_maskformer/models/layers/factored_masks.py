@@ -13,12 +13,88 @@ So the (B, Q, H, W) logits of a layer never enter the autograd graph: their
 gradients, a scatter of the point gradients into zeros of that size for every
 layer and image, are never built.
 """
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from .point_sample import point_sample
+
+
+def _pixel_rows(features: Tensor) -> Optional[Tensor]:
+    """Features (..., C, H, W) stored pixel-major (channels-last) as a (..., H*W, C) view.
+
+    Returns None for any other layout.
+    """
+    c, h, w = features.shape[-3:]
+    moved = features.movedim(-3, -1)  # (..., H, W, C)
+    if moved.stride(-1) == 1 and (h * w == 1 or moved.stride(-2) == c) and (
+            h == 1 or moved.stride(-3) == w * c):
+        return moved.reshape(*moved.shape[:-3], h * w, c)  # a view: no copy
+    return None
+
+
+class _FactoredProduct(torch.autograd.Function):
+    """``einsum('...qc,...chw->...qhw')`` whose feature gradient keeps the features' layout.
+
+    PyTorch's batched product returns the gradient of (C, H*W) features as
+    (C, H*W) rows whatever their layout, so channels-last mask features (the
+    pixel decoder's convolutions run channels-last) got an NCHW gradient per
+    layer and their convolution converted it back. Here, pixel-major features
+    are multiplied as a transposed (H*W, C) matrix and their gradient is formed
+    as (H*W, C) rows.
+    """
+
+    @staticmethod
+    def forward(ctx, embeds: Tensor, features: Tensor) -> Tensor:
+        ctx.save_for_backward(embeds, features)
+        rows = _pixel_rows(features)
+        if rows is not None:
+            logits = torch.matmul(embeds, rows.transpose(-1, -2))
+        else:
+            logits = torch.matmul(embeds, features.flatten(-2))
+        return logits.unflatten(-1, features.shape[-2:])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        embeds, features = ctx.saved_tensors
+        # under autocast the product ran in grad's dtype: so does its backward
+        grad = grad.flatten(-2)
+        emb, feat = embeds.to(grad.dtype), features.to(grad.dtype)  # layouts preserved
+        rows = _pixel_rows(feat)
+        grad_embeds = grad_features = None
+        if ctx.needs_input_grad[0]:
+            right = rows if rows is not None else feat.flatten(-2).transpose(-1, -2)
+            grad_embeds = torch.matmul(grad, right).to(embeds.dtype)
+        if ctx.needs_input_grad[1]:
+            if rows is not None:
+                grad_rows = torch.matmul(grad.transpose(-1, -2), emb)  # (..., H*W, C)
+                grad_features = grad_rows.unflatten(-2, feat.shape[-2:]).movedim(-1, -3)
+            else:
+                grad_features = torch.matmul(emb.transpose(-1, -2), grad).unflatten(
+                    -1, feat.shape[-2:])
+            grad_features = grad_features.to(features.dtype)
+        return grad_embeds, grad_features
+
+
+def factored_product(embeds: Tensor, features: Tensor) -> Tensor:
+    """Mask logits ``einsum('...qc,...chw->...qhw', embeds, features)``.
+
+    With gradients, channels-last features receive a channels-last gradient
+    (see :class:`_FactoredProduct`); without, or when traced (the FLOP
+    counter reads the ``einsum``), this is the ``einsum``.
+
+    Args:
+        embeds: Query embeddings, (B, Q, C) or (Q, C).
+        features: Per-pixel features, (B, C, H, W) or (C, H, W).
+
+    Returns:
+        Logits, (B, Q, H, W) or (Q, H, W).
+    """
+    if torch.jit.is_tracing() or not (torch.is_grad_enabled() and (
+            embeds.requires_grad or features.requires_grad)):
+        return torch.einsum('...qc,...chw->...qhw', embeds, features)
+    return _FactoredProduct.apply(embeds, features)
 
 
 class FactoredMasks:
@@ -67,7 +143,7 @@ class FactoredMasks:
 
     def logits(self) -> Tensor:
         """The product: (B, Q, H, W) or (Q, H, W)."""
-        return torch.einsum('...qc,...chw->...qhw', self.embeds, self.features)
+        return factored_product(self.embeds, self.features)
 
     def at_points(self, points: Tensor) -> Tensor:
         """Logits of one image's queries at shared points.
@@ -103,7 +179,7 @@ def masks_at_points(masks: Union[Tensor, FactoredMasks], points: Tensor) -> Tens
     """
     if isinstance(masks, FactoredMasks):
         return masks.at_points(points)
-    return point_sample(masks[:, None], points.expand(masks.shape[0], -1, -1))[:, 0]
+    return point_sample(masks[:, None], points)[:, 0]
 
 
 def matched_logits(masks: Union[Tensor, FactoredMasks], queries: Sequence[Tensor]) -> Tensor:

@@ -17,7 +17,7 @@ def point_sample(inputs: Tensor, points: Tensor, align_corners: bool = False) ->
     Args:
         inputs: Feature maps, shape (N, C, H, W).
         points: Normalised ``(x, y)`` coordinates in ``[0, 1]``, shape (N, P, 2)
-            or (N, Hp, Wp, 2).
+            or (N, Hp, Wp, 2); a batch of 1 is shared by all N maps.
         align_corners: Passed to :func:`torch.nn.functional.grid_sample`.
 
     Returns:
@@ -30,7 +30,9 @@ def point_sample(inputs: Tensor, points: Tensor, align_corners: bool = False) ->
     # input's precision would read up to half a pixel away on large maps.
     low_precision = inputs.dtype in (torch.float16, torch.bfloat16)
     compute = inputs.float() if low_precision else inputs
-    grid = 2.0 * points.to(compute.dtype) - 1.0
+    # shared points: the grid is formed once and expanded (grid_sample reads the
+    # broadcast view), not formed from N expanded copies of the points
+    grid = (2.0 * points.to(compute.dtype) - 1.0).expand(inputs.shape[0], -1, -1, -1)
     out = F.grid_sample(compute, grid, mode='bilinear', padding_mode='zeros',
                         align_corners=align_corners).to(inputs.dtype)
     return out.squeeze(3) if squeeze else out

@@ -13,6 +13,7 @@ def fresh_state(monkeypatch, tmp_path):
     """A kernel module that has not tried to load yet, caching under tmp_path."""
     monkeypatch.setattr(cpu_kernel, '_library', None)
     monkeypatch.setattr(cpu_kernel, '_failure', None)
+    monkeypatch.setattr(cpu_kernel, '_openmp', False)  # restored with the library after
     monkeypatch.setenv('MMSEG_MASKFORMER_CACHE', str(tmp_path))
     return tmp_path
 

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from mmseg_maskformer.models.layers import point_sample
-from mmseg_maskformer.models.layers.factored_masks import (FactoredMasks, logits_of,
-                                                           masks_at_points, matched_logits)
+from mmseg_maskformer.models.layers.factored_masks import (FactoredMasks, factored_product,
+                                                           logits_of, masks_at_points,
+                                                           matched_logits)
 
 B, Q, C, H, W = 2, 6, 5, 7, 9
 
@@ -30,6 +31,56 @@ def test_logits_shape_and_indexing_follow_the_full_tensor():
     torch.testing.assert_close(logits_of(image), full[1], rtol=0, atol=1e-12)
     assert logits_of(full) is full
     assert masks.float().embeds.dtype == torch.float32
+
+
+@pytest.mark.parametrize('batched', [True, False])
+@pytest.mark.parametrize('channels_last', [True, False])
+def test_factored_product_equals_einsum_with_gradients_in_the_features_layout(
+        batched, channels_last):
+    embeds, features = _factors(4)
+    if channels_last:
+        features = features.contiguous(memory_format=torch.channels_last)
+    if not batched:
+        embeds, features = embeds[1], features[1]
+    embeds.requires_grad_(True)
+    features.requires_grad_(True)
+    got = factored_product(embeds, features)
+    want = torch.einsum('...qc,...chw->...qhw', embeds, features)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    weight = torch.randn_like(want)
+    grads = torch.autograd.grad((got * weight).sum(), (embeds, features))
+    want_grads = torch.autograd.grad((want * weight).sum(), (embeds, features))
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+    # the features' gradient has the features' own strides (no layout conversion)
+    assert grads[1].stride() == features.stride()
+
+
+def test_factored_product_under_bf16_autocast_matches_einsum():
+    embeds, features = (t.float() for t in _factors(5))
+    features = features.contiguous(memory_format=torch.channels_last)
+    embeds.requires_grad_(True)
+    features.requires_grad_(True)
+    outs = []
+    for fn in (factored_product, lambda e, f: torch.einsum('bqc,bchw->bqhw', e, f)):
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = fn(embeds, features)
+        assert out.dtype == torch.bfloat16
+        grads = torch.autograd.grad(out.float().square().sum(), (embeds, features))
+        assert [g.dtype for g in grads] == [torch.float32, torch.float32]
+        outs.append([out.float(), *grads])
+    for got, want in zip(*outs):
+        torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
+
+
+def test_factored_product_without_gradients_is_the_einsum():
+    embeds, features = _factors(6)
+    with torch.no_grad():
+        out = factored_product(embeds.requires_grad_(True), features)
+    assert out.grad_fn is None
+    torch.testing.assert_close(out, torch.einsum('bqc,bchw->bqhw', embeds, features),
+                               rtol=0, atol=0)
 
 
 def test_mismatched_factors_are_refused():

@@ -31,6 +31,18 @@ def test_point_sample_matches_brute_force_bilinear():
                                atol=1e-12)
 
 
+@pytest.mark.parametrize('dtype', [torch.float64, torch.bfloat16])
+def test_point_sample_shares_points_of_batch_one(dtype):
+    gen = torch.Generator().manual_seed(7)
+    inputs = torch.randn(4, 2, 6, 5, generator=gen).to(dtype)
+    points = torch.rand(1, 30, 2, generator=gen, dtype=torch.float64) * 1.2 - 0.1
+    shared = point_sample(inputs, points)
+    copies = point_sample(inputs, points.expand(4, -1, -1).contiguous())
+    assert shared.shape == (4, 2, 30) and shared.dtype == dtype
+    assert torch.equal(shared, copies)
+    assert torch.equal(point_sample(inputs, points[:, :, None]), copies[..., None])
+
+
 def test_point_sample_pixel_centres_are_exact():
     gen = torch.Generator().manual_seed(1)
     h, w = 4, 6

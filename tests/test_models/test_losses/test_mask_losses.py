@@ -44,6 +44,18 @@ def test_pairwise_sigmoid_ce_cost_matches_loop():
             assert cost[i, j].item() == pytest.approx(single.item(), rel=1e-5, abs=1e-6)
 
 
+def test_pairwise_sigmoid_ce_cost_with_large_logits_and_many_points():
+    """The one-softplus form against BCE in float64 at the matcher's 12544 points."""
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(5, 12544, generator=gen) * 30
+    t = (torch.rand(3, 12544, generator=gen) > 0.5).float()
+    want = torch.stack([
+        torch.stack([F.binary_cross_entropy_with_logits(x[i].double(), t[j].double())
+                     for j in range(3)]) for i in range(5)])
+    torch.testing.assert_close(pairwise_sigmoid_ce_cost(x, t).double(), want, rtol=1e-5,
+                               atol=1e-4)
+
+
 def test_pairwise_dice_cost_matches_loop():
     x, t = _data(1)
     cost = pairwise_dice_cost(x, t)
