@@ -13,7 +13,7 @@ So the (B, Q, H, W) logits of a layer never enter the autograd graph: their
 gradients, a scatter of the point gradients into zeros of that size for every
 layer and image, are never built.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -207,3 +207,44 @@ def matched_logits(masks: Union[Tensor, FactoredMasks], queries: Sequence[Tensor
     slots = torch.cat([torch.arange(len(q), device=device) for q in queries])
     embeds = masks.embeds.gather(1, index[..., None].expand(-1, -1, masks.embeds.shape[-1]))
     return FactoredMasks(embeds, masks.features).logits()[batch_ids, slots]
+
+
+def matched_logits_of_layers(masks: Sequence[FactoredMasks],
+                             queries: Sequence[Sequence[Tensor]]) -> List[Tensor]:
+    """:func:`matched_logits` of several layers whose masks share their features.
+
+    The selected queries of all layers form one product with the features, so
+    the backward pass forms one gradient of the features instead of one per
+    layer, each summed into the others.
+
+    Args:
+        masks: Batched :class:`FactoredMasks` of L layers, all with the same
+            ``features`` tensor (B, C, H, W).
+        queries: For each layer, for each of the B images, the query indices
+            to take, (M_lb,).
+
+    Returns:
+        For each layer, logits (sum over b of M_lb, H, W), in image order: what
+        :func:`matched_logits` gives for that layer.
+
+    Raises:
+        ValueError: When the layers do not share one batched features tensor.
+    """
+    features = masks[0].features
+    if any(not m.batched or m.features is not features for m in masks):
+        raise ValueError('matched_logits_of_layers needs batched FactoredMasks sharing one '
+                         'features tensor')
+    device, batch = features.device, features.shape[0]
+    queries = [[q.to(device) for q in layer] for layer in queries]
+    rows = [torch.cat([m.embeds[b, layer[b]] for m, layer in zip(masks, queries)])
+            for b in range(batch)]  # per image: its selected rows, layer after layer
+    width = max(len(r) for r in rows)
+    embeds = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)  # (B, width, C)
+    logits = factored_product(embeds, features).flatten(0, 1)  # (B * width, H, W)
+    index, filled = [], [0] * batch
+    for layer in queries:
+        for b, q in enumerate(layer):
+            index.append(torch.arange(len(q), device=device) + b * width + filled[b])
+            filled[b] += len(q)
+    sizes = [sum(len(q) for q in layer) for layer in queries]
+    return list(logits.index_select(0, torch.cat(index)).split(sizes))

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS, TASK_UTILS
 from ..layers import point_sample, sample_uncertain_points
-from ..layers.factored_masks import FactoredMasks, matched_logits
+from ..layers.factored_masks import FactoredMasks, matched_logits, matched_logits_of_layers
 from .mask_losses import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
 
 
@@ -112,25 +112,57 @@ class MaskFormerCriterion(nn.Module):
                                  f'for num_classes={self.num_classes}')
         num_masks = _normaliser(batch_gt_instances, cls_preds[-1].device)
         layers = list(range(len(cls_preds))) if self.deep_supervision else [len(cls_preds) - 1]
+        # every layer is matched first, so that factored masks sharing their features
+        # form the matched logits of all layers in one product (matched_logits_of_layers)
+        indices = [self.match(cls_preds[i], mask_preds[i], batch_gt_instances) for i in layers]
+        sources = self._matched_sources([mask_preds[i] for i in layers], indices)
         losses: Dict[str, Tensor] = {}
         last = len(cls_preds) - 1
-        for i in layers:
+        for i, layer_indices, src in zip(layers, indices, sources):
             prefix = '' if i == last else f'd{i}.'
             layer_losses = self.layer_loss(cls_preds[i], mask_preds[i], batch_gt_instances,
-                                           num_masks)
+                                           num_masks, layer_indices, src)
             losses.update({prefix + k: v for k, v in layer_losses.items()})
         return losses
 
-    def layer_loss(self, cls_pred: Tensor, mask_pred: Union[Tensor, FactoredMasks],
-                   batch_gt_instances: Sequence[InstanceData],
-                   num_masks: float) -> Dict[str, Tensor]:
-        """Losses of one prediction layer (see :meth:`forward` for shapes)."""
-        indices = [
+    def match(self, cls_pred: Tensor, mask_pred: Union[Tensor, FactoredMasks],
+              batch_gt_instances: Sequence[InstanceData]) -> List[Tuple[Tensor, Tensor]]:
+        """Matched (prediction, target) indices of one layer, per image."""
+        return [
             self.matcher.match(cls_pred[b], mask_pred[b], gt.labels, gt.masks)
             for b, gt in enumerate(batch_gt_instances)
         ]
+
+    @staticmethod
+    def _matched_sources(mask_preds: Sequence[Union[Tensor, FactoredMasks]],
+                         indices: Sequence[List[Tuple[Tensor, Tensor]]]) -> List[Optional[Tensor]]:
+        """Matched logits of every layer from one product when their factors allow it.
+
+        Returns a list of None (each layer forms its own) unless all layers are
+        batched :class:`FactoredMasks` over the same features.
+        """
+        first = mask_preds[0]
+        if not (isinstance(first, FactoredMasks) and first.batched and all(
+                isinstance(m, FactoredMasks) and m.features is first.features
+                for m in mask_preds)):
+            return [None] * len(mask_preds)
+        return matched_logits_of_layers(mask_preds,
+                                        [[p for p, _ in layer] for layer in indices])
+
+    def layer_loss(self, cls_pred: Tensor, mask_pred: Union[Tensor, FactoredMasks],
+                   batch_gt_instances: Sequence[InstanceData], num_masks: float,
+                   indices: Optional[List[Tuple[Tensor, Tensor]]] = None,
+                   src: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Losses of one prediction layer (see :meth:`forward` for shapes).
+
+        ``indices`` (the layer's matches) and ``src`` (its matched logits, as
+        :func:`matched_logits` gives them) are formed here when not given.
+        """
+        if indices is None:
+            indices = self.match(cls_pred, mask_pred, batch_gt_instances)
         loss_cls = self.cls_weight * self.class_loss(cls_pred, batch_gt_instances, indices)
-        loss_mask, loss_dice = self.mask_losses(mask_pred, batch_gt_instances, indices, num_masks)
+        loss_mask, loss_dice = self.mask_losses(mask_pred, batch_gt_instances, indices,
+                                                num_masks, src)
         return dict(loss_cls=loss_cls, loss_mask=self.mask_weight * loss_mask,
                     loss_dice=self.dice_weight * loss_dice)
 
@@ -158,9 +190,13 @@ class MaskFormerCriterion(nn.Module):
     def mask_losses(self, mask_pred: Union[Tensor, FactoredMasks],
                     batch_gt_instances: Sequence[InstanceData],
                     indices: List[Tuple[Tensor, Tensor]],
-                    num_masks: float) -> Tuple[Tensor, Tensor]:
-        """Mask (sigmoid CE or focal) and dice losses on matched pairs."""
-        src = matched_logits(mask_pred, [p for p, _ in indices])
+                    num_masks: float, src: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Mask (sigmoid CE or focal) and dice losses on matched pairs.
+
+        ``src``: the matched logits when already formed (see :meth:`forward`).
+        """
+        if src is None:
+            src = matched_logits(mask_pred, [p for p, _ in indices])
         if src.shape[0] == 0:
             zero = src.float().sum() * 0.0  # fp32 like the other losses, keeps the graph
             return zero, zero.clone()

@@ -5,7 +5,8 @@ import torch
 from mmseg_maskformer.models.layers import point_sample
 from mmseg_maskformer.models.layers.factored_masks import (FactoredMasks, factored_product,
                                                            logits_of, masks_at_points,
-                                                           matched_logits)
+                                                           matched_logits,
+                                                           matched_logits_of_layers)
 
 B, Q, C, H, W = 2, 6, 5, 7, 9
 
@@ -130,3 +131,42 @@ def test_matched_logits_of_no_queries_is_empty_and_keeps_the_graph(factored):
     assert got.shape == (0, H, W)
     grads = torch.autograd.grad(got.sum(), (embeds, features))
     assert all(float(g.abs().sum()) == 0.0 for g in grads)
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_matched_logits_of_layers_equal_each_layers_own_with_gradients(channels_last):
+    gen = torch.Generator().manual_seed(9)
+    features = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)
+    if channels_last:
+        features = features.contiguous(memory_format=torch.channels_last)
+    features.requires_grad_(True)
+    embeds = [torch.randn(B, Q, C, generator=gen, dtype=torch.float64).requires_grad_(True)
+              for _ in range(3)]
+    empty = torch.empty(0, dtype=torch.long)
+    queries = [[torch.tensor([3, 1]), torch.tensor([0, 5, 2])],
+               [empty, empty],  # a layer without matches
+               [torch.tensor([4]), empty]]  # and one with an image without
+    masks = [FactoredMasks(e, features) for e in embeds]
+    got = matched_logits_of_layers(masks, queries)
+    want = [matched_logits(m, q) for m, q in zip(masks, queries)]
+    assert [g.shape[0] for g in got] == [5, 0, 1]
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+    weights = [torch.randn_like(w) for w in want]
+    loss = sum((g * k).sum() for g, k in zip(got, weights))
+    grads = torch.autograd.grad(loss, embeds + [features])
+    want_loss = sum((w * k).sum() for w, k in zip(want, weights))
+    want_grads = torch.autograd.grad(want_loss, embeds + [features])
+    for g, w in zip(grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
+    assert grads[-1].stride() == features.stride()
+
+
+def test_matched_logits_of_layers_need_one_shared_features_tensor():
+    embeds, features = _factors(10)
+    queries = [[torch.tensor([0]), torch.tensor([1])]] * 2
+    with pytest.raises(ValueError, match='sharing one features tensor'):
+        matched_logits_of_layers([FactoredMasks(embeds, features),
+                                  FactoredMasks(embeds, features.clone())], queries)
+    with pytest.raises(ValueError, match='sharing one features tensor'):
+        matched_logits_of_layers([FactoredMasks(embeds, features)[0]], [[torch.tensor([0])]])

@@ -310,3 +310,30 @@ def test_factored_masks_give_the_losses_and_gradients_of_full_logits(num_points)
     for a, b in zip(grads_fact, grads_full):
         assert float(b.abs().sum()) > 0
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_layers_sharing_features_give_the_losses_and_gradients_of_separate_products():
+    """One product for all layers' matched logits, or one per layer: same results."""
+    crit = MaskFormerCriterion(num_classes=K, num_points=64, matcher=dict(MATCHER, num_points=64))
+    gen = torch.Generator().manual_seed(12)
+    cls = [torch.randn(2, Q, K + 1, generator=gen, dtype=torch.float64) for _ in range(LAYERS)]
+    embeds = [torch.randn(2, Q, 8, generator=gen, dtype=torch.float64).requires_grad_()
+              for _ in range(LAYERS)]
+    features = torch.randn(2, 8, H, W, generator=gen, dtype=torch.float64).requires_grad_()
+    gts = [_gt([0, 3], _block_masks(2, 1)), _gt([1], _block_masks(1, 2))]
+    shared = [FactoredMasks(e, features) for e in embeds]
+    # views of the features: other tensor objects, so each layer forms its own product
+    separate = [FactoredMasks(e, features.view_as(features)) for e in embeds]
+    assert crit._matched_sources(separate, [[]] * LAYERS) == [None] * LAYERS
+    torch.manual_seed(6)
+    one = crit(cls, shared, gts)
+    torch.manual_seed(6)
+    each = crit(cls, separate, gts)
+    assert one.keys() == each.keys()
+    for key in one:
+        torch.testing.assert_close(one[key], each[key], rtol=0, atol=1e-10)
+    inputs = embeds + [features]
+    for a, b in zip(torch.autograd.grad(sum(one.values()), inputs),
+                    torch.autograd.grad(sum(each.values()), inputs)):
+        assert float(b.abs().sum()) > 0
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
