@@ -196,17 +196,11 @@ def matched_logits(masks: Union[Tensor, FactoredMasks], queries: Sequence[Tensor
     Returns:
         Logits (sum of M_b, H, W).
     """
+    if isinstance(masks, FactoredMasks):
+        return matched_logits_of_layers([masks], [queries])[0]
     device = masks.device
     batch_ids = torch.cat([torch.full_like(q, b) for b, q in enumerate(queries)]).to(device)
-    if not isinstance(masks, FactoredMasks):
-        return masks[batch_ids, torch.cat(list(queries)).to(device)]
-    width = max(len(q) for q in queries)
-    index = torch.zeros(len(queries), width, dtype=torch.long, device=device)
-    for b, q in enumerate(queries):
-        index[b, :len(q)] = q
-    slots = torch.cat([torch.arange(len(q), device=device) for q in queries])
-    embeds = masks.embeds.gather(1, index[..., None].expand(-1, -1, masks.embeds.shape[-1]))
-    return FactoredMasks(embeds, masks.features).logits()[batch_ids, slots]
+    return masks[batch_ids, torch.cat(list(queries)).to(device)]
 
 
 def matched_logits_of_layers(masks: Sequence[FactoredMasks],

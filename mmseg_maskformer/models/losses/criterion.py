@@ -151,15 +151,13 @@ class MaskFormerCriterion(nn.Module):
 
     def layer_loss(self, cls_pred: Tensor, mask_pred: Union[Tensor, FactoredMasks],
                    batch_gt_instances: Sequence[InstanceData], num_masks: float,
-                   indices: Optional[List[Tuple[Tensor, Tensor]]] = None,
+                   indices: List[Tuple[Tensor, Tensor]],
                    src: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Losses of one prediction layer (see :meth:`forward` for shapes).
 
-        ``indices`` (the layer's matches) and ``src`` (its matched logits, as
-        :func:`matched_logits` gives them) are formed here when not given.
+        ``indices``: the layer's matches (:meth:`match`); ``src``: its matched
+        logits, as :func:`matched_logits` gives them, or None to form them here.
         """
-        if indices is None:
-            indices = self.match(cls_pred, mask_pred, batch_gt_instances)
         loss_cls = self.cls_weight * self.class_loss(cls_pred, batch_gt_instances, indices)
         loss_mask, loss_dice = self.mask_losses(mask_pred, batch_gt_instances, indices,
                                                 num_masks, src)

@@ -134,7 +134,7 @@ def test_matched_logits_of_no_queries_is_empty_and_keeps_the_graph(factored):
 
 
 @pytest.mark.parametrize('channels_last', [False, True])
-def test_matched_logits_of_layers_equal_each_layers_own_with_gradients(channels_last):
+def test_matched_logits_of_layers_equal_the_selected_full_logits_with_gradients(channels_last):
     gen = torch.Generator().manual_seed(9)
     features = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64)
     if channels_last:
@@ -148,7 +148,8 @@ def test_matched_logits_of_layers_equal_each_layers_own_with_gradients(channels_
                [torch.tensor([4]), empty]]  # and one with an image without
     masks = [FactoredMasks(e, features) for e in embeds]
     got = matched_logits_of_layers(masks, queries)
-    want = [matched_logits(m, q) for m, q in zip(masks, queries)]
+    full = [torch.einsum('bqc,bchw->bqhw', e, features) for e in embeds]
+    want = [torch.cat([f[b][q] for b, q in enumerate(layer)]) for f, layer in zip(full, queries)]
     assert [g.shape[0] for g in got] == [5, 0, 1]
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=0, atol=1e-12)
