@@ -203,6 +203,12 @@ def matched_logits(masks: Union[Tensor, FactoredMasks], queries: Sequence[Tensor
     return masks[batch_ids, torch.cat(list(queries)).to(device)]
 
 
+def share_features(masks: Sequence[Union[Tensor, FactoredMasks]]) -> bool:
+    """Whether all are batched :class:`FactoredMasks` over one features tensor."""
+    return all(isinstance(m, FactoredMasks) and m.batched and m.features is masks[0].features
+               for m in masks)
+
+
 def matched_logits_of_layers(masks: Sequence[FactoredMasks],
                              queries: Sequence[Sequence[Tensor]]) -> List[Tensor]:
     """:func:`matched_logits` of several layers whose masks share their features.
@@ -224,10 +230,10 @@ def matched_logits_of_layers(masks: Sequence[FactoredMasks],
     Raises:
         ValueError: When the layers do not share one batched features tensor.
     """
-    features = masks[0].features
-    if any(not m.batched or m.features is not features for m in masks):
+    if not share_features(masks):
         raise ValueError('matched_logits_of_layers needs batched FactoredMasks sharing one '
                          'features tensor')
+    features = masks[0].features
     device, batch = features.device, features.shape[0]
     queries = [[q.to(device) for q in layer] for layer in queries]
     rows = [torch.cat([m.embeds[b, layer[b]] for m, layer in zip(masks, queries)])

@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from mmseg_maskformer.registry import MODELS, TASK_UTILS
 from ..layers import point_sample, sample_uncertain_points
-from ..layers.factored_masks import FactoredMasks, matched_logits, matched_logits_of_layers
+from ..layers.factored_masks import (FactoredMasks, matched_logits, matched_logits_of_layers,
+                                     share_features)
 from .mask_losses import dice_loss, sigmoid_ce_loss, sigmoid_focal_loss
 
 
@@ -141,10 +142,7 @@ class MaskFormerCriterion(nn.Module):
         Returns a list of None (each layer forms its own) unless all layers are
         batched :class:`FactoredMasks` over the same features.
         """
-        first = mask_preds[0]
-        if not (isinstance(first, FactoredMasks) and first.batched and all(
-                isinstance(m, FactoredMasks) and m.features is first.features
-                for m in mask_preds)):
+        if not share_features(mask_preds):
             return [None] * len(mask_preds)
         return matched_logits_of_layers(mask_preds,
                                         [[p for p, _ in layer] for layer in indices])

@@ -8,6 +8,12 @@ from mmseg_maskformer.models.layers import cpu_kernel
 from mmseg_maskformer.models.layers.ms_deform_attn import MSDeformAttn
 
 
+def _skip_when_switched_off():
+    """These tests build the kernel, unless it is switched off on purpose."""
+    if os.environ.get('MMSEG_MASKFORMER_CPU_KERNEL', '1') == '0':
+        pytest.skip('compiled CPU kernel switched off (MMSEG_MASKFORMER_CPU_KERNEL=0)')
+
+
 @pytest.fixture
 def fresh_state(monkeypatch, tmp_path):
     """A kernel module that has not tried to load yet, caching under tmp_path."""
@@ -19,8 +25,7 @@ def fresh_state(monkeypatch, tmp_path):
 
 
 def test_builds_into_the_cache_once(fresh_state):
-    if os.environ.get('MMSEG_MASKFORMER_CPU_KERNEL', '1') == '0':
-        pytest.skip('compiled CPU kernel switched off (MMSEG_MASKFORMER_CPU_KERNEL=0)')
+    _skip_when_switched_off()
     assert cpu_kernel.kernel_available(), cpu_kernel.kernel_failure()
     built = list(fresh_state.glob('ms_deform_attn_cpu_*.so'))
     assert len(built) == 1
@@ -64,8 +69,7 @@ def test_switched_off_by_environment(fresh_state, monkeypatch):
 
 def test_openmp_build_shares_the_runtime_pytorch_loaded(fresh_state):
     """One OpenMP runtime in the process: the kernel runs on PyTorch's own threads."""
-    if os.environ.get('MMSEG_MASKFORMER_CPU_KERNEL', '1') == '0':
-        pytest.skip('compiled CPU kernel switched off (MMSEG_MASKFORMER_CPU_KERNEL=0)')
+    _skip_when_switched_off()
     if not os.path.exists('/proc/self/maps'):
         pytest.skip('needs /proc/self/maps to list the loaded libraries')
     assert cpu_kernel.kernel_available(), cpu_kernel.kernel_failure()
@@ -76,8 +80,7 @@ def test_openmp_build_shares_the_runtime_pytorch_loaded(fresh_state):
 
 
 def test_compiler_without_openmp_gives_a_threaded_build_without_it(fresh_state, monkeypatch):
-    if os.environ.get('MMSEG_MASKFORMER_CPU_KERNEL', '1') == '0':
-        pytest.skip('compiled CPU kernel switched off (MMSEG_MASKFORMER_CPU_KERNEL=0)')
+    _skip_when_switched_off()
     monkeypatch.setattr(cpu_kernel, '_OPENMP_FLAGS', ['-fno-such-openmp-option'])
     assert cpu_kernel.kernel_available(), cpu_kernel.kernel_failure()
     assert not cpu_kernel._openmp and cpu_kernel._library.msda_openmp() == 0
