@@ -167,9 +167,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main() -> None:
     """Tests the checkpoint with the config."""
     args = parse_args()
-    runner = build_runner(build_cfg(args))
     try:
-        runner.test()
+        build_runner(build_cfg(args)).test()  # the runner is gone when it returns
     finally:
         close_distributed()
 

@@ -15,6 +15,7 @@ resumed run ends as the uninterrupted one (``docs/reliability.md``).
 """
 import argparse
 import datetime
+import gc
 import logging
 import os
 import os.path as osp
@@ -242,23 +243,35 @@ def build_runner(cfg: Config) -> 'Runner':
 
 
 def close_distributed() -> None:
-    """Destroys the process group of a distributed run, if one was started.
+    """Destroys the process group of a distributed run and joins its threads.
 
-    A gloo process left for the interpreter's teardown can abort at exit
-    ("terminate called without an active exception") after a finished run.
+    Call it once the runner is gone. ``destroy_process_group`` alone leaves
+    the backend alive while anything holds the group, and gloo's worker
+    threads with it. A worker that releases the tensors of the last
+    collective during the interpreter's teardown aborts the finished run
+    ("terminate called without an active exception"). So the group is held
+    here while garbage collection frees what else holds it (DDP in the
+    model), then freed last: from Python it is freed without the GIL, its
+    workers finish their releases and are joined. (Modules imported after
+    the group started can hold it too: ``torch.distributed.nn``, imported by
+    DDP, binds it as a default argument. ``build_runner`` imports it, through
+    ``mmseg_maskformer``, before any group starts.)
     """
     import torch.distributed as torch_dist
 
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.destroy_process_group()
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    group = torch_dist.group.WORLD
+    torch_dist.destroy_process_group()
+    gc.collect()
+    del group
 
 
 def main() -> None:
     """Trains the model of the config."""
     args = parse_args()
-    runner = build_runner(build_cfg(args))
     try:
-        runner.train()
+        build_runner(build_cfg(args)).train()  # the runner is gone when it returns
     finally:
         close_distributed()
 

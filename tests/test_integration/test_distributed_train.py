@@ -131,6 +131,44 @@ def test_two_processes_match_one(config, tmp_path):
     assert multi_metrics == single_metrics
 
 
+THREADS_AFTER = """
+import os, runpy, sys
+tool = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(tool))
+runpy.run_path(tool, run_name='__main__')
+tasks = os.listdir('/proc/self/task')
+names = sorted(open(f'/proc/self/task/{task}/comm').read().strip() for task in tasks)
+os.write(1, f'threads after the run: {names}\\n'.encode())  # one write: ranks don't interleave
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path('/proc/self/task').is_dir(), reason='needs /proc (Linux)')
+def test_finished_runs_join_the_gloo_threads(config, tmp_path):
+    """train.py and test.py free the gloo group before the interpreter's teardown.
+
+    A gloo worker thread alive at teardown can abort a finished run: it
+    releases the tensors of the last collective (mmengine's broadcast of the
+    metrics) when Python no longer runs threads.
+    """
+    driver = tmp_path / 'threads_after.py'
+    driver.write_text(THREADS_AFTER)
+    torchrun = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2']
+    work_dir = tmp_path / 'work'
+    logs = [run(*torchrun, f'--master_port={free_port()}', str(driver), f'tools/{tool}.py',
+                config, *args, '--launcher', 'pytorch', '--work-dir', str(work_dir))
+            for tool, args in (('train', ['--cfg-options', 'train_cfg.max_iters=2',
+                                          'train_cfg.val_interval=2',
+                                          'default_hooks.checkpoint.interval=2']),
+                               ('test', [str(work_dir / 'iter_2.pth')]))]
+    for log in logs:
+        assert 'aAcc' in log, log[-2000:]
+        threads = re.findall(r'threads after the run: (.*)', log)
+        assert len(threads) == 2, log[-2000:]
+        assert all('gloo' not in names for names in threads), threads
+
+
 def printed_metrics(log: str) -> Dict[str, float]:
     """aAcc / mIoU / mAcc printed by tools/test.py."""
     return {k: float(re.search(rf'{k}: (\d+\.\d+)', log).group(1))
