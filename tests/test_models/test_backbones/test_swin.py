@@ -1,12 +1,15 @@
 """SwinTransformerSDPA against mmseg's SwinTransformer and brute-force window orders."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 from mmseg.models.backbones.swin import ShiftWindowMSA, SwinTransformer, WindowMSA
+from mmseg.models.utils.embed import PatchMerging
 
-from mmseg_maskformer.models.backbones.swin import (SHIFT_MASK_VALUE, SDPAShiftWindowMSA,
-                                                    SwinTransformerSDPA, shifted_window_mask,
-                                                    window_token_indices)
+from mmseg_maskformer.models.backbones.swin import (SHIFT_MASK_VALUE, GatherPatchMerging,
+                                                    SDPAShiftWindowMSA, SwinTransformerSDPA,
+                                                    shifted_window_mask, window_token_indices)
 from mmseg_maskformer.registry import MODELS
 
 TINY = dict(embed_dims=12, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=5,
@@ -76,8 +79,8 @@ def test_same_state_dict_keys_as_mmseg():
     ours, theirs = _pair()
     assert list(ours.state_dict()) == list(theirs.state_dict())
     kinds = {type(m).__name__ for m in ours.modules()}
-    assert {'SDPAShiftWindowMSA', 'SDPAWindowMSA'} <= kinds
-    assert not {'ShiftWindowMSA', 'WindowMSA'} & kinds
+    assert {'SDPAShiftWindowMSA', 'SDPAWindowMSA', 'GatherPatchMerging'} <= kinds
+    assert not {'ShiftWindowMSA', 'WindowMSA', 'PatchMerging'} & kinds
 
 
 @pytest.mark.parametrize('size', [(64, 64), (72, 92)])  # windows fit / every stage padded
@@ -142,3 +145,38 @@ def test_wrong_token_count_is_an_error():
     ours, _ = _pair()
     with pytest.raises(ValueError, match='tokens for a'):
         ours.stages[0].blocks[0].attn(torch.randn(1, 10, 12, dtype=torch.float64), (3, 4))
+
+
+@pytest.mark.parametrize('height,width', [(6, 8), (7, 5), (1, 1)])
+def test_patch_merging_equals_mmseg_in_float64(height, width):
+    torch.manual_seed(0)
+    theirs = PatchMerging(in_channels=6, out_channels=10, stride=2, norm_cfg=dict(type='LN'))
+    for param in theirs.parameters():
+        torch.nn.init.normal_(param)  # an identity norm would hide a wrong feature order
+    theirs.double()
+    ours = GatherPatchMerging.adopt(copy.deepcopy(theirs))
+    x = torch.randn(2, height * width, 6, dtype=torch.float64, requires_grad=True)
+    got, got_size = ours(x, (height, width))
+    want, want_size = theirs(x, (height, width))
+    assert got_size == want_size == ((height + 1) // 2, (width + 1) // 2)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    grad = torch.randn_like(want)
+    inputs = [x, *ours.parameters()]
+    g_ours = torch.autograd.grad(got, inputs, grad)
+    g_theirs = torch.autograd.grad(want, [x, *theirs.parameters()], grad)
+    for g, w in zip(g_ours, g_theirs):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-11)
+    with pytest.raises(ValueError, match='tokens for a'):
+        ours(x, (height + 1, width))
+
+
+def test_patch_merging_adopt_refuses_other_merges():
+    for module in (PatchMerging(4, 8, kernel_size=3, stride=2, norm_cfg=dict(type='LN')),
+                   PatchMerging(4, 8, stride=2, norm_cfg=None),
+                   PatchMerging(4, 8, stride=2, padding='same', norm_cfg=dict(type='LN')),
+                   WindowMSA(4, 1, (3, 3))):
+        with pytest.raises(TypeError, match='PatchMerging of 2 x 2'):
+            GatherPatchMerging.adopt(module)
+    module = GatherPatchMerging.adopt(PatchMerging(4, 8, stride=2, norm_cfg=dict(type='LN')))
+    with pytest.raises(TypeError):  # already adopted
+        GatherPatchMerging.adopt(module)
