@@ -102,6 +102,30 @@ def feed_forward(x: Tensor, linear1: nn.Linear, linear2: nn.Linear, dropout: nn.
     return out.view(*x.shape[:-1], -1)
 
 
+def inference_linear(x: Tensor, linear: nn.Linear) -> Tensor:
+    """``linear(x)`` for inference on CPU: the product, then the bias added in place.
+
+    PyTorch's CPU ``addmm`` writes the broadcast bias into the output and
+    accumulates the product onto it; for narrow inputs that is slower than a
+    plain product followed by an in-place add (Swin-T's first stage at 512²,
+    16384 x 96 rows times 96 x 384: 7.8 against 5.7 ms). Equal to
+    ``linear(x)`` up to float rounding. Elsewhere (autograd, CUDA, where the
+    bias is fused into the product) it is ``linear(x)``.
+
+    Args:
+        x: Input (..., C_in).
+        linear: The layer, C_in -> C_out.
+
+    Returns:
+        Output (..., C_out), a tensor of its own (safe to modify in place).
+    """
+    if x.device.type != 'cpu' or needs_graph([x], linear) or linear.bias is None:
+        return linear(x)
+    rows = x.reshape(-1, x.shape[-1])
+    out = torch.mm(rows, linear.weight.t()).add_(linear.bias)
+    return out.view(*x.shape[:-1], linear.out_features)
+
+
 def needs_graph(tensors: Sequence[Tensor], *modules: nn.Module) -> bool:
     """Whether autograd would record an op on ``tensors`` and the modules' parameters."""
     return torch.is_grad_enabled() and (

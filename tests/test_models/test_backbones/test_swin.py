@@ -4,12 +4,15 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from mmcv.cnn.bricks.transformer import FFN
 from mmseg.models.backbones.swin import ShiftWindowMSA, SwinTransformer, WindowMSA
 from mmseg.models.utils.embed import PatchMerging
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from mmseg_maskformer.models.backbones.swin import (SHIFT_MASK_VALUE, GatherPatchMerging,
-                                                    SDPAShiftWindowMSA, SwinTransformerSDPA,
-                                                    shifted_window_mask, window_token_indices)
+                                                    GELUFFN, SDPAShiftWindowMSA,
+                                                    SwinTransformerSDPA, shifted_window_mask,
+                                                    window_token_indices)
 from mmseg_maskformer.registry import MODELS
 
 TINY = dict(embed_dims=12, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4), window_size=5,
@@ -79,8 +82,8 @@ def test_same_state_dict_keys_as_mmseg():
     ours, theirs = _pair()
     assert list(ours.state_dict()) == list(theirs.state_dict())
     kinds = {type(m).__name__ for m in ours.modules()}
-    assert {'SDPAShiftWindowMSA', 'SDPAWindowMSA', 'GatherPatchMerging'} <= kinds
-    assert not {'ShiftWindowMSA', 'WindowMSA', 'PatchMerging'} & kinds
+    assert {'SDPAShiftWindowMSA', 'SDPAWindowMSA', 'GatherPatchMerging', 'GELUFFN'} <= kinds
+    assert not {'ShiftWindowMSA', 'WindowMSA', 'PatchMerging', 'FFN'} & kinds
 
 
 @pytest.mark.parametrize('size', [(64, 64), (72, 92)])  # windows fit / every stage padded
@@ -101,6 +104,18 @@ def test_outputs_and_gradients_equal_mmseg_in_float64(size):
     table = 'stages.0.blocks.1.attn.w_msa.relative_position_bias_table'
     assert g_ours[[n for n, _ in ours.named_parameters()].index(table)].abs().max() > 1e-6
 
+
+
+@pytest.mark.parametrize('size', [(64, 64), (72, 92)])
+def test_inference_outputs_equal_mmseg_in_float64(size):
+    """Eval mode without autograd: the in-place GELU / residual and bias-after-product path."""
+    ours, theirs = _pair()
+    ours.eval(), theirs.eval()
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    with torch.no_grad():
+        got, want = ours(x), theirs(x)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-10)
 
 def test_window_tensors_are_built_once_per_size():
     ours, _ = _pair()
@@ -180,3 +195,61 @@ def test_patch_merging_adopt_refuses_other_merges():
     module = GatherPatchMerging.adopt(PatchMerging(4, 8, stride=2, norm_cfg=dict(type='LN')))
     with pytest.raises(TypeError):  # already adopted
         GatherPatchMerging.adopt(module)
+
+
+class _AtenOps(TorchDispatchMode):
+    """Records the names of the aten ops run inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def _mmcv_ffn(**kwargs):
+    torch.manual_seed(0)
+    return FFN(embed_dims=6, feedforward_channels=10, act_cfg=dict(type='GELU'), **kwargs)
+
+
+@pytest.mark.parametrize('add_identity,with_identity', [(True, True), (True, False),
+                                                         (False, False)])
+def test_gelu_ffn_inference_equals_mmcv(add_identity, with_identity):
+    theirs = _mmcv_ffn(add_identity=add_identity).double().eval()
+    ours = GELUFFN.adopt(copy.deepcopy(theirs))
+    x, identity = torch.randn(2, 7, 6, dtype=torch.float64), torch.randn(2, 7, 6,
+                                                                          dtype=torch.float64)
+    kwargs = dict(identity=identity) if with_identity else {}
+    x_before, identity_before = x.clone(), identity.clone()
+    with torch.no_grad(), _AtenOps() as ops:
+        got = ours(x, **kwargs)
+    assert 'aten.gelu_.default' in ops.names and 'aten.addmm.default' not in ops.names
+    torch.testing.assert_close(got, theirs(x, **kwargs), rtol=0, atol=1e-12)
+    assert torch.equal(x, x_before) and torch.equal(identity, identity_before)  # inputs kept
+    out = ours(x, **kwargs)  # with autograd: mmcv's forward
+    assert out.grad_fn is not None
+    torch.testing.assert_close(out, theirs(x, **kwargs), rtol=0, atol=0)
+
+
+def test_gelu_ffn_under_bf16_autocast_keeps_the_residual_type():
+    theirs = _mmcv_ffn().eval()
+    ours = GELUFFN.adopt(copy.deepcopy(theirs))
+    x = torch.randn(3, 6)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        got, want = ours(x), theirs(x)
+    assert got.dtype == want.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=0.05)
+
+
+def test_gelu_ffn_adopt_refuses_other_ffns():
+    for module in (FFN(embed_dims=6, feedforward_channels=10),  # ReLU
+                   _mmcv_ffn(num_fcs=3),
+                   _mmcv_ffn(layer_scale_init_value=0.1),
+                   WindowMSA(4, 1, (3, 3))):
+        with pytest.raises(TypeError, match='two linear layers with a GELU'):
+            GELUFFN.adopt(module)
+    module = GELUFFN.adopt(_mmcv_ffn())
+    with pytest.raises(TypeError):  # already adopted
+        GELUFFN.adopt(module)

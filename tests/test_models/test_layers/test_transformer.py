@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmseg_maskformer.models.layers import FFNLayer, feed_forward
-from mmseg_maskformer.models.layers.transformer import CrossAttentionLayer, multihead_attention
+from mmseg_maskformer.models.layers.transformer import (CrossAttentionLayer, inference_linear,
+                                                        multihead_attention)
 
 
 def _graph_names(tensor: torch.Tensor) -> set:
@@ -124,3 +125,28 @@ def test_cross_attention_layer_takes_a_shared_mask():
     shared = layer(query, key, attn_mask=blocked)
     repeated = layer(query, key, attn_mask=blocked.repeat_interleave(4, dim=0))
     torch.testing.assert_close(shared, repeated, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize('shape', [(7, 5), (2, 3, 5), (0, 5)])
+def test_inference_linear_equals_linear(shape):
+    torch.manual_seed(0)
+    linear = nn.Linear(5, 4).double()
+    x = torch.randn(*shape, dtype=torch.float64)
+    with torch.no_grad():
+        got = inference_linear(x, linear)
+    torch.testing.assert_close(got, linear(x), rtol=0, atol=1e-14)
+    assert got.shape == (*shape[:-1], 4)
+    got.add_(1.0)  # its own tensor: the input and the weights are untouched
+    torch.testing.assert_close(inference_linear(x, linear).detach(), linear(x).detach())
+
+
+def test_inference_linear_with_autograd_or_without_bias_is_the_layer():
+    torch.manual_seed(0)
+    linear = nn.Linear(5, 4)
+    x = torch.randn(3, 5)
+    out = inference_linear(x, linear)
+    assert out.grad_fn is not None
+    torch.testing.assert_close(out, linear(x), rtol=0, atol=0)
+    no_bias = nn.Linear(5, 4, bias=False)
+    with torch.no_grad():
+        torch.testing.assert_close(inference_linear(x, no_bias), no_bias(x), rtol=0, atol=0)
