@@ -14,6 +14,12 @@ against 8.9 ms with passive OpenMP workers, one encoder layer at 512 x 512).
 Without OpenMP (or when that library does not load) the kernel is built without
 it, and ``ctypes``, which releases the GIL, runs the ranges on Python threads.
 
+The entry points are PyTorch operators (``torch.library.custom_op``:
+``mmseg_maskformer::ms_deform_attn_cpu_forward``, ``..._backward`` and
+``..._from_projections``) with shape-only fake implementations and the forward's
+autograd formula, so ``torch.compile`` and other tracers treat them as opaque
+ops; a tracer never runs the kernel on a fake tensor's memory.
+
 When no compiler is available, the build fails, or
 ``MMSEG_MASKFORMER_CPU_KERNEL=0`` is set, :func:`kernel_available` is False and
 the callers use the pure-PyTorch implementations (same results, slower); the
@@ -137,6 +143,7 @@ def _load() -> Optional[ctypes.CDLL]:
         return _library
 
 
+@torch.compiler.assume_constant_result  # torch.compile: asked once, while tracing
 def kernel_available() -> bool:
     """Whether the compiled CPU kernel can be used (compiling it on first call)."""
     return _load() is not None
@@ -191,36 +198,69 @@ def _prepare(value: Tensor, spatial_shapes: Tensor, locations: Tensor,
     return [value, shapes, starts, locations, weights], (b, s, m, d, q, num_levels, num_points)
 
 
-class MSDeformAttnCPUFunction(torch.autograd.Function):
-    """Autograd wrapper of the compiled kernel (float32 / float64 CPU tensors)."""
-
-    @staticmethod
-    def forward(ctx, value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
+# The kernels are PyTorch operators (``torch.library``), opaque to ``torch.compile``
+# and to tracing: their fake implementations give the output shapes, and the
+# compiler never runs a kernel on a fake tensor's (invalid) memory.
+@torch.library.custom_op('mmseg_maskformer::ms_deform_attn_cpu_forward', mutates_args=(),
+                         device_types='cpu')
+def _forward_op(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
                 attention_weights: Tensor) -> Tensor:
-        tensors, dims = _prepare(value, spatial_shapes, sampling_locations, attention_weights)
-        b, s, m, d, q, num_levels, num_points = dims
-        out = value.new_empty(b, q, m, d)
-        ptrs = [t.data_ptr() for t in tensors] + [out.data_ptr()]
-        _run_split('msda_forward', value.dtype,
-                   [*ptrs, s, m, d, q, num_levels, num_points], b * q)
-        ctx.save_for_backward(*tensors)
-        ctx.dims = dims
-        return out.view(b, q, m * d)
+    """The kernel's forward: (B, S, M, D) values -> (B, Q, M * D)."""
+    tensors, dims = _prepare(value, spatial_shapes, sampling_locations, attention_weights)
+    b, s, m, d, q, num_levels, num_points = dims
+    out = value.new_empty(b, q, m * d)
+    ptrs = [t.data_ptr() for t in tensors] + [out.data_ptr()]
+    _run_split('msda_forward', value.dtype, [*ptrs, s, m, d, q, num_levels, num_points], b * q)
+    return out
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
-        value, shapes, starts, locations, weights = ctx.saved_tensors
-        b, s, m, d, q, num_levels, num_points = ctx.dims
-        grad_out = grad_out.contiguous()
-        value = value.transpose(1, 2).contiguous()  # head-major, as the backward reads it
-        grad_value = torch.zeros_like(value)
-        grad_locations = torch.zeros_like(locations)
-        grad_weights = torch.zeros_like(weights)
-        ptrs = [t.data_ptr() for t in (value, shapes, starts, locations, weights, grad_out,
-                                       grad_value, grad_locations, grad_weights)]
-        _run_split('msda_backward', value.dtype,
-                   [*ptrs, s, m, d, q, num_levels, num_points], b * m)
-        return grad_value.transpose(1, 2), None, grad_locations, grad_weights
+
+@_forward_op.register_fake
+def _forward_fake(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
+                  attention_weights: Tensor) -> Tensor:
+    b, _, m, d = value.shape
+    return value.new_empty(b, sampling_locations.shape[1], m * d)
+
+
+@torch.library.custom_op('mmseg_maskformer::ms_deform_attn_cpu_backward', mutates_args=(),
+                         device_types='cpu')
+def _backward_op(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
+                 attention_weights: Tensor, grad_out: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """The kernel's backward: gradients of the value, locations and weights."""
+    tensors, dims = _prepare(value, spatial_shapes, sampling_locations, attention_weights)
+    value, shapes, starts, locations, weights = tensors
+    b, s, m, d, q, num_levels, num_points = dims
+    grad_out = grad_out.contiguous()
+    value = value.transpose(1, 2).contiguous()  # head-major, as the backward reads it
+    grad_value = torch.zeros_like(value)
+    grad_locations = torch.zeros_like(locations)
+    grad_weights = torch.zeros_like(weights)
+    ptrs = [t.data_ptr() for t in (value, shapes, starts, locations, weights, grad_out,
+                                   grad_value, grad_locations, grad_weights)]
+    _run_split('msda_backward', value.dtype, [*ptrs, s, m, d, q, num_levels, num_points], b * m)
+    return grad_value.transpose(1, 2), grad_locations, grad_weights
+
+
+@_backward_op.register_fake
+def _backward_fake(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
+                   attention_weights: Tensor, grad_out: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    b, s, m, d = value.shape
+    return (value.new_empty(b, m, s, d).transpose(1, 2),
+            sampling_locations.new_empty(sampling_locations.shape),
+            attention_weights.new_empty(attention_weights.shape))
+
+
+def _setup_backward(ctx, inputs: Tuple[Tensor, ...], output: Tensor) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _forward_backward(ctx, grad_out: Tensor) -> Tuple[Optional[Tensor], ...]:
+    value, spatial_shapes, locations, weights = ctx.saved_tensors
+    grad_value, grad_locations, grad_weights = _backward_op(value, spatial_shapes, locations,
+                                                            weights, grad_out)
+    return grad_value, None, grad_locations, grad_weights
+
+
+_forward_op.register_autograd(_forward_backward, setup_context=_setup_backward)
 
 
 def ms_deform_attn_cpu(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
@@ -242,8 +282,7 @@ def ms_deform_attn_cpu(value: Tensor, spatial_shapes: Tensor, sampling_locations
     """
     if not kernel_available():
         raise RuntimeError(f'the compiled CPU kernel is not available: {_failure}')
-    return MSDeformAttnCPUFunction.apply(value, spatial_shapes, sampling_locations,
-                                         attention_weights)
+    return _forward_op(value, spatial_shapes, sampling_locations, attention_weights)
 
 
 def ms_deform_attn_cpu_from_projections(value: Tensor, spatial_shapes: Tensor,
@@ -292,11 +331,29 @@ def ms_deform_attn_cpu_from_projections(value: Tensor, spatial_shapes: Tensor,
                          f'{tuple(reference_points.shape)}, projections '
                          f'{tuple(projections.shape)} for {num_heads} heads, {num_levels} '
                          f'levels, {num_points} points')
+    return _from_projections_op(value, spatial_shapes, reference_points, projections,
+                                num_points)
+
+
+@torch.library.custom_op('mmseg_maskformer::ms_deform_attn_cpu_from_projections',
+                         mutates_args=(), device_types='cpu')
+def _from_projections_op(value: Tensor, spatial_shapes: Tensor, reference_points: Tensor,
+                         projections: Tensor, num_points: int) -> Tensor:
+    """The inference kernel on checked inputs: (B, S, M, D) values -> (B, Q, M * D)."""
+    b, s, m, d = value.shape
+    num_levels, q = spatial_shapes.shape[0], reference_points.shape[1]
     value, reference_points, projections = (t.contiguous() for t in (value, reference_points,
                                                                     projections))
     shapes, starts = _shapes_and_starts(spatial_shapes)
-    out = value.new_empty(b, q, m, d)
+    out = value.new_empty(b, q, m * d)
     ptrs = [t.data_ptr() for t in (value, shapes, starts, reference_points, projections, out)]
     _run_split('msda_forward_proj', value.dtype,
                [*ptrs, s, m, d, q, num_levels, num_points], b * q)
-    return out.view(b, q, m * d)
+    return out
+
+
+@_from_projections_op.register_fake
+def _from_projections_fake(value: Tensor, spatial_shapes: Tensor, reference_points: Tensor,
+                           projections: Tensor, num_points: int) -> Tensor:
+    b, _, m, d = value.shape
+    return value.new_empty(b, reference_points.shape[1], m * d)

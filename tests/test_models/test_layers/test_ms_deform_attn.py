@@ -463,3 +463,50 @@ def test_module_without_gradients_uses_one_projection_and_matches(monkeypatch):
     slow = attn(*inputs)
     assert calls == ['ms_deform_attn_cpu_from_projections', 'ms_deform_attn_cpu']
     torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-12)
+
+
+def test_kernel_operators_pass_torch_library_opcheck():
+    """Schema, fake (shape-only) implementations and autograd of the kernel operators."""
+    require_cpu_kernel()
+    value, shapes, locations, weights = _inputs(11, torch.float64)
+    grad_out = torch.randn(value.shape[0], locations.shape[1], value.shape[2] * value.shape[3],
+                           dtype=torch.float64)
+    with_grad = [t.clone().requires_grad_(True) for t in (value, locations, weights)]
+    torch.library.opcheck(cpu_kernel._forward_op,
+                          (with_grad[0], shapes, with_grad[1], with_grad[2]))
+    torch.library.opcheck(cpu_kernel._backward_op, (value, shapes, locations, weights, grad_out))
+    b, q, m, num_levels, p, _ = locations.shape
+    reference = torch.rand(b, q, num_levels, 2, dtype=torch.float64)
+    projections = torch.randn(b, q, m * num_levels * p * 3, dtype=torch.float64)
+    torch.library.opcheck(cpu_kernel._from_projections_op,
+                          (value, shapes, reference, projections, p))
+
+
+def test_module_with_the_kernel_compiles_as_one_graph():
+    """``torch.compile`` traces the kernels as operators (it once ran them on fake tensors'
+    memory and crashed): training and inference outputs and gradients equal eager ones."""
+    require_cpu_kernel()
+    torch.manual_seed(0)
+    attn = MSDeformAttn(embed_dims=8, num_levels=3, num_heads=2, num_points=3)
+    torch.nn.init.normal_(attn.sampling_offsets.weight, std=0.5)
+    torch.nn.init.normal_(attn.attention_weights.weight, std=0.5)
+    query, ref, value, shapes, start = _module_inputs(6)
+    compiled = torch.compile(attn, fullgraph=True)  # a graph break is an error
+    try:
+        outs, grads = [], []
+        for module in (compiled, attn):
+            q = query.clone().requires_grad_(True)
+            out = module(q, ref, value, shapes, start)
+            out.pow(2).sum().backward()
+            outs.append(out.detach())
+            grads.append([q.grad] + [p.grad.clone() for p in attn.parameters()])
+            attn.zero_grad()
+        torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-6)
+        for g_compiled, g_eager in zip(*grads):
+            torch.testing.assert_close(g_compiled, g_eager, rtol=1e-5, atol=1e-6)
+        with torch.no_grad():  # the inference kernel, from the projections
+            torch.testing.assert_close(compiled(query, ref, value, shapes, start),
+                                       attn(query, ref, value, shapes, start),
+                                       rtol=0, atol=1e-6)
+    finally:
+        torch._dynamo.reset()
