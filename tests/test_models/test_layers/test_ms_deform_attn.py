@@ -267,6 +267,16 @@ def test_module_dispatch(use_cpu_kernel, expected, monkeypatch):
     torch.testing.assert_close(eval_out, train_out.detach(), rtol=0, atol=1e-6)
 
 
+def _output_and_gradients(module, owner, query, *inputs):
+    """``module(query, *inputs)`` and the gradients of ``sum(out²)`` with respect to the
+    query and ``owner``'s parameters (which are left without gradients)."""
+    q = query.clone().requires_grad_(True)
+    out = module(q, *inputs)
+    out.pow(2).sum().backward()
+    grads = [q.grad] + [p.grad for p in owner.parameters()]
+    owner.zero_grad(set_to_none=True)
+    return out.detach(), grads
+
 def test_module_outputs_and_gradients_equal_with_and_without_kernel():
     require_cpu_kernel()
     torch.manual_seed(0)
@@ -278,13 +288,8 @@ def test_module_outputs_and_gradients_equal_with_and_without_kernel():
     slow.load_state_dict(fast.state_dict())
     query, ref, value, shapes, start = (t.double() if t.is_floating_point() else t
                                         for t in _module_inputs(5))
-    outs, grads = [], []
-    for attn in (fast, slow):
-        q = query.clone().requires_grad_(True)
-        out = attn(q, ref, value, shapes, start)
-        out.pow(2).sum().backward()
-        outs.append(out.detach())
-        grads.append([q.grad] + [p.grad for p in attn.parameters()])
+    outs, grads = zip(*(_output_and_gradients(attn, attn, query, ref, value, shapes, start)
+                        for attn in (fast, slow)))
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-12)
     for g_fast, g_slow in zip(*grads):
         torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-12)
@@ -493,14 +498,8 @@ def test_module_with_the_kernel_compiles_as_one_graph():
     query, ref, value, shapes, start = _module_inputs(6)
     compiled = torch.compile(attn, fullgraph=True)  # a graph break is an error
     try:
-        outs, grads = [], []
-        for module in (compiled, attn):
-            q = query.clone().requires_grad_(True)
-            out = module(q, ref, value, shapes, start)
-            out.pow(2).sum().backward()
-            outs.append(out.detach())
-            grads.append([q.grad] + [p.grad.clone() for p in attn.parameters()])
-            attn.zero_grad()
+        outs, grads = zip(*(_output_and_gradients(module, attn, query, ref, value, shapes, start)
+                            for module in (compiled, attn)))
         torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-6)
         for g_compiled, g_eager in zip(*grads):
             torch.testing.assert_close(g_compiled, g_eager, rtol=1e-5, atol=1e-6)
