@@ -266,8 +266,8 @@ class GELUFFN(FFN):
     Without autograd, in eval mode on CPU, the hidden activation's GELU and the
     residual add run in place and the linear layers through
     :func:`~mmseg_maskformer.models.layers.transformer.inference_linear`
-    (Swin-T's first stage at 512²: 14.1 -> 11.6 ms per block). Otherwise it
-    is mmcv's forward.
+    (the in-place GELU and residual alone, one FFN of Swin-T's first stage at
+    512²: 14.1 -> 11.6 ms). Otherwise it is mmcv's forward.
     """
 
     @classmethod

@@ -198,9 +198,6 @@ def _prepare(value: Tensor, spatial_shapes: Tensor, locations: Tensor,
     return [value, shapes, starts, locations, weights], (b, s, m, d, q, num_levels, num_points)
 
 
-# The kernels are PyTorch operators (``torch.library``), opaque to ``torch.compile``
-# and to tracing: their fake implementations give the output shapes, and the
-# compiler never runs a kernel on a fake tensor's (invalid) memory.
 @torch.library.custom_op('mmseg_maskformer::ms_deform_attn_cpu_forward', mutates_args=(),
                          device_types='cpu')
 def _forward_op(value: Tensor, spatial_shapes: Tensor, sampling_locations: Tensor,
